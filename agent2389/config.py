@@ -1,0 +1,142 @@
+"""Typed agent configuration: the RFC's agent.toml (PROTOCOL.md §7) plus what a distributed agent needs.
+
+Every section is documented, with its defaults, in docs/configuration.md. Models forbid unknown keys, so
+a typo is an error at ``agent2389 validate`` time rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent2389.topics import AGENT_ID_PATTERN
+
+BUILTIN_TOOLS = frozenset({"http_request", "file_read", "file_write", "web_search"})
+LLM_PROVIDERS = ("anthropic", "echo", "openai")
+PYTHON_IMPL_PREFIX = "python:"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSection(_Section):
+    id: str = Field(pattern=f"^{AGENT_ID_PATTERN.pattern}$")
+    description: str = ""
+    capabilities: list[str] = Field(default_factory=list)
+    max_pipeline_depth: int = Field(default=16, ge=1, le=1024)
+    max_message_bytes: int = Field(default=262144, ge=1024, le=16 * 1024 * 1024)
+
+
+class MqttSection(_Section):
+    broker_url: str = "mqtt://localhost:1883"
+    username_env: str | None = None
+    password_env: str | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    ca_file: str | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_has_scheme_and_host(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError("broker_url must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError("broker_url must name a host, e.g. mqtt://localhost:1883")
+        if parts.username or parts.password:
+            raise ValueError("broker_url must not carry credentials; use username_env and password_env")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.broker_url).hostname or "localhost"
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.broker_url).scheme in ("mqtts", "ssl")
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.broker_url).port or (8883 if self.tls else 1883)
+
+    @property
+    def connection_key(self) -> tuple[str, int, bool, str, str | None, str | None, str | None]:
+        """Agents served by one bridge connection must agree on all of this."""
+        return (self.host, self.port, self.tls, self.protocol, self.ca_file, self.username_env,
+                self.password_env)
+
+
+class LlmSection(_Section):
+    provider: Literal["anthropic", "echo", "openai"] = "anthropic"
+    model: str = "claude-sonnet-4-5"
+    api_key_env: str | None = "ANTHROPIC_API_KEY"
+    system_prompt: str = "You are a helpful agent."
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=4000, ge=1, le=200_000)
+    base_url: str | None = None
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+
+class BudgetSection(_Section):
+    max_iterations: int = Field(default=10, ge=1, le=1000)
+    max_tool_calls: int = Field(default=25, ge=0, le=10_000)
+
+
+class ToolSpec(_Section):
+    impl: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("impl")
+    @classmethod
+    def _impl_is_known(cls, value: str) -> str:
+        if value == "builtin":
+            return value
+        if value.startswith(PYTHON_IMPL_PREFIX):
+            target = value.removeprefix(PYTHON_IMPL_PREFIX)
+            module, _, attr = target.partition(":")
+            if module and attr and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier():
+                return value
+            raise ValueError("python tools are written python:package.module:ClassName")
+        raise ValueError(f"unknown tool impl {value!r}; allowed: \"builtin\" or \"python:package.module:Class\"")
+
+
+class AgentConfig(_Section):
+    agent: AgentSection
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    llm: LlmSection = Field(default_factory=LlmSection)
+    budget: BudgetSection = Field(default_factory=BudgetSection)
+    tools: dict[str, ToolSpec] = Field(default_factory=dict)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {name: {"impl": spec} if isinstance(spec, str) else spec for name, spec in value.items()}
+        return value
+
+    @field_validator("tools", mode="after")
+    @classmethod
+    def _builtin_tools_exist(cls, tools: dict[str, ToolSpec]) -> dict[str, ToolSpec]:
+        unknown = [name for name, spec in tools.items() if spec.impl == "builtin" and name not in BUILTIN_TOOLS]
+        if unknown:
+            allowed = ", ".join(sorted(BUILTIN_TOOLS))
+            raise ValueError(f"no builtin tool named {', '.join(map(repr, unknown))}; builtins are {allowed}")
+        return tools
+
+    @property
+    def id(self) -> str:
+        return self.agent.id
+
+    def referenced_env_vars(self) -> list[str]:
+        names = [self.mqtt.username_env, self.mqtt.password_env]
+        if self.llm.provider != "echo":
+            names.append(self.llm.api_key_env)
+        return [name for name in names if name]

@@ -1,0 +1,72 @@
+"""The test vocabulary: real services, isolated keys and topics, and agents made to order."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from agent2389.settings import DEFAULT_REDIS_URL
+from tests.services import Service, find_or_start
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_service() -> Iterator[Service]:
+    service = find_or_start(
+        "redis",
+        os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        "redis-server",
+        ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{tmp}"],
+    )
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_service() -> Iterator[Service]:
+    service = find_or_start(
+        "mosquitto", os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"), "mosquitto", ["-p", "{port}"]
+    )
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def redis_url(redis_service: Service) -> str:
+    return f"redis://{redis_service.host}:{redis_service.port}/0"
+
+
+@pytest.fixture
+def mqtt_url(mqtt_service: Service) -> str:
+    return f"mqtt://{mqtt_service.host}:{mqtt_service.port}"
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix of this test's own; every key under it is deleted afterwards."""
+    prefix = f"agent2389-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str, key_prefix: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def unique_id() -> str:
+    """Agent ids are part of MQTT topics on a shared broker: each test gets names of its own."""
+    return uuid.uuid4().hex[:8]
