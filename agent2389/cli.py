@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from agent2389 import __version__
 from agent2389.config_loader import inspect_config
@@ -16,16 +18,25 @@ from agent2389.settings import Settings
 
 log = logging.getLogger("agent2389.cli")
 Handler = Callable[[argparse.Namespace], int]
-_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+# Each package lists its own subcommands; their code is imported only when the subcommand runs.
+COMMAND_MODULES = ("agent2389.cli", "bridge.commands", "workers.commands", "web.commands")
 
 
-def command(name: str, help_text: str, target: str) -> Callable[[Callable[[argparse.ArgumentParser], None]], None]:
-    """Register a subcommand: its arguments here, its code at ``target`` ("module:function")."""
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    target: str  # "module:function" taking the parsed arguments, returning the exit code
 
-    def register(add_arguments: Callable[[argparse.ArgumentParser], None]) -> None:
-        _COMMANDS[name] = (help_text, add_arguments, target)
 
-    return register
+def all_commands() -> dict[str, Command]:
+    commands: dict[str, Command] = {}
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        commands.update((c.name, c) for c in module.COMMANDS)
+    return commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,24 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", dest="global_config", metavar="PATH",
                         help="agent file or directory of agent files (may also follow the subcommand)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (help_text, add_arguments, _target) in _COMMANDS.items():
-        child = sub.add_parser(name, help=help_text, description=help_text)
-        add_arguments(child)
+    for command in all_commands().values():
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(child)
     return parser
 
 
-def _config_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--config", metavar="PATH", help="agent file or directory of agent files"
-                        + ("" if required else " (optional)"))
+def config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="agent file or directory of agent files")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = getattr(args, "config", None) or args.global_config
-    _help_text, _add, target = _COMMANDS[args.command]
-    module_name, _, function_name = target.partition(":")
-    module = __import__(module_name, fromlist=[function_name])
-    handler: Handler = getattr(module, function_name)
+    module_name, _, function_name = all_commands()[args.command].target.partition(":")
+    handler: Handler = getattr(importlib.import_module(module_name), function_name)
     try:
         return handler(args)
     except ConfigError as exc:
@@ -98,9 +106,10 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-command("validate", "check agent configuration files and report every problem", "agent2389.cli:run_validate")(
-    _config_argument
-)
+COMMANDS = [
+    Command("validate", "check agent configuration files and report every problem", config_argument,
+            "agent2389.cli:run_validate"),
+]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -80,6 +80,7 @@ class LlmSection(_Section):
     base_url: str | None = None
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_retries: int = Field(default=2, ge=0, le=10)
+    delay_s: float = Field(default=0.0, ge=0, le=600)
 
 
 class BudgetSection(_Section):

@@ -1,0 +1,52 @@
+"""Every Redis key agent2389 writes, in one place, under one configurable prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "agent2389"
+
+    def ledger(self, fingerprint: str) -> str:
+        return f"{self.prefix}:ledger:{fingerprint}"
+
+    def outbox(self, fingerprint: str) -> str:
+        return f"{self.prefix}:outbox:{fingerprint}"
+
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def bridge(self) -> str:
+        return f"{self.prefix}:bridge"
+
+    def agent_stats(self, agent_id: str) -> str:
+        return f"{self.prefix}:stats:agent:{agent_id}"
+
+    def durations(self, agent_id: str) -> str:
+        return f"{self.prefix}:stats:durations:{agent_id}"
+
+    def histogram(self, agent_id: str) -> str:
+        return f"{self.prefix}:stats:histogram:{agent_id}"
+
+    def tool_stats(self, agent_id: str, tool: str) -> str:
+        return f"{self.prefix}:stats:tool:{agent_id}:{tool}"
+
+    def llm_stats(self, agent_id: str, model: str) -> str:
+        return f"{self.prefix}:stats:llm:{agent_id}:{model}"
+
+    def mqtt_stats(self) -> str:
+        return f"{self.prefix}:stats:mqtt"
+
+    def task_timeline(self, task_id: str) -> str:
+        return f"{self.prefix}:task:{task_id}"
+
+    def recent_tasks(self) -> str:
+        return f"{self.prefix}:tasks:recent"
+
+    def agent_verification(self, agent_id: str) -> str:
+        return f"{self.prefix}:agent:{agent_id}:verified"

@@ -1,0 +1,18 @@
+"""LLM providers behind one interface (:class:`workers.llm.base.Runner`)."""
+
+from __future__ import annotations
+
+from agent2389.config import AgentConfig
+from agent2389.errors import ConfigError
+from agent2389.stats import StatsRecorder
+from workers.llm.base import Runner, TaskRequest
+from workers.llm.echo import EchoRunner
+
+__all__ = ["Runner", "TaskRequest", "build_runner"]
+
+
+def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None) -> Runner:
+    """The runner for ``agent``'s configured provider (not yet verified: call ``verify``)."""
+    if agent.llm.provider == "echo":
+        return EchoRunner(agent)
+    raise ConfigError(f"LLM provider {agent.llm.provider!r} is not available in this build")
