@@ -50,3 +50,15 @@ class Keys:
 
     def agent_verification(self, agent_id: str) -> str:
         return f"{self.prefix}:agent:{agent_id}:verified"
+
+    def celery_prefix(self) -> str:
+        """Celery's own keys (queues, unacked messages) live under this, via kombu's global_keyprefix."""
+        return f"{self.prefix}:celery:"
+
+    def queue(self, agent_id: str) -> str:
+        """The Redis list that holds an agent's waiting tasks (its length is the queue depth)."""
+        return f"{self.celery_prefix()}{queue_name(agent_id)}"
+
+
+def queue_name(agent_id: str) -> str:
+    return f"agent.{agent_id}"
