@@ -20,7 +20,7 @@ log = logging.getLogger("agent2389.cli")
 Handler = Callable[[argparse.Namespace], int]
 
 # Each package lists its own subcommands; their code is imported only when the subcommand runs.
-COMMAND_MODULES = ("agent2389.cli", "bridge.commands", "workers.commands", "web.commands")
+COMMAND_MODULES = ("agent2389.cli", "agent2389.probe", "bridge.commands", "workers.commands", "web.commands")
 
 
 @dataclass(frozen=True)
