@@ -83,7 +83,7 @@ class TaskEnvelope(BaseModel):
         try:
             uuid.UUID(value)
         except ValueError:
-            raise ValueError("task_id must be a UUID") from None
+            raise ValueError("must be a UUID") from None
         return value
 
     @field_validator("conversation_id")
@@ -92,7 +92,7 @@ class TaskEnvelope(BaseModel):
         try:
             return require_conversation_id(value)
         except Exception as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(str(exc).removeprefix("conversation_id ")) from None
 
     @field_validator("next", mode="after")
     @classmethod

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# kombu's Redis transport keeps a queue's messages of priority p > 0 in "{queue}\x06\x16{p}".
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -42,6 +46,27 @@ class Keys:
     def mqtt_stats(self) -> str:
         return f"{self.prefix}:stats:mqtt"
 
+    def agents_index(self) -> str:
+        """Every agent id that has recorded stats, so readers never SCAN the keyspace."""
+        return f"{self.prefix}:stats:agents"
+
+    def tools_index(self, agent_id: str) -> str:
+        return f"{self.prefix}:stats:tools:{agent_id}"
+
+    def models_index(self, agent_id: str) -> str:
+        return f"{self.prefix}:stats:models:{agent_id}"
+
+    def in_flight(self) -> str:
+        """Sorted set of ``agent_id:task_id`` being processed now, scored by start time."""
+        return f"{self.prefix}:stats:inflight"
+
+    def system_stats(self) -> str:
+        return f"{self.prefix}:stats:system"
+
+    def minute_stats(self, agent_id: str, minute: int) -> str:
+        """Tasks finished by ``agent_id`` in one minute (unix time // 60), for recent throughput."""
+        return f"{self.prefix}:stats:minute:{agent_id}:{minute}"
+
     def task_timeline(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
 
@@ -59,6 +84,16 @@ class Keys:
         """The Redis list that holds an agent's waiting tasks (its length is the queue depth)."""
         return f"{self.celery_prefix()}{queue_name(agent_id)}"
 
+    def queue_lists(self, agent_id: str) -> list[str]:
+        """Every list kombu may hold the agent's waiting tasks in: one per priority step."""
+        base = self.queue(agent_id)
+        return [base] + [f"{base}{KOMBU_PRIORITY_SEP}{step}" for step in KOMBU_PRIORITY_STEPS[1:]]
+
 
 def queue_name(agent_id: str) -> str:
     return f"agent.{agent_id}"
+
+
+def unacked_index(keys: Keys) -> str:
+    """kombu's sorted set of delivered-but-unacknowledged messages, scored by delivery time."""
+    return f"{keys.celery_prefix()}unacked_index"

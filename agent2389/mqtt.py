@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -67,3 +67,18 @@ def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
     # Nagle's algorithm holds small packets back ~40 ms; every MQTT message here is small.
     if isinstance(sock, socket.socket) or hasattr(sock, "setsockopt"):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def wait_for_puback(info: paho.MQTTMessageInfo, timeout_s: float) -> bool:
+    """True once the broker acknowledged the message, False when ``timeout_s`` passed first.
+
+    A QoS 1 message published while the client was disconnected is kept by paho and sent after the
+    reconnect, but its ``rc`` still says "no connection": clear that so we can wait for the PUBACK.
+    """
+    if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+        info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+    try:
+        info.wait_for_publish(timeout_s)
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False

@@ -1,0 +1,92 @@
+"""The shared memory of tasks seen (PROTOCOL.md §5 step 6), kept in Redis for every bridge and worker.
+
+One key per delivery fingerprint (task id + remaining pipeline) holds the task's state:
+
+- ``queued``: the bridge enqueued it; another delivery of the same envelope is a duplicate.
+- an attempt count: each time a worker starts on it; a redelivery after a worker died runs it again.
+- ``done``: its answer was published; any later delivery is a duplicate.
+- ``failed``: its error was published; the protocol lets the sender retry by publishing it again.
+
+Keys expire (24 h by default), which bounds the memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from agent2389.keys import Keys
+
+QUEUED, DONE, FAILED = "queued", "done", "failed"
+
+# Returns 1 when the caller may enqueue: the fingerprint is new, or its last visit failed.
+_CLAIM = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state and state ~= 'failed' then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Visit:
+    """What a worker learns when it starts on a delivery."""
+
+    state: str | None
+    attempts: int
+    outcome: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.state == DONE
+
+
+class TaskLedger:
+    def __init__(self, client: redis.Redis, keys: Keys, ttl_s: int = 24 * 3600) -> None:
+        self._redis = client
+        self._keys = keys
+        self._ttl_s = ttl_s
+        self._claim = client.register_script(_CLAIM)
+
+    def claim(self, fingerprint: str) -> bool:
+        """True when this delivery is new and the caller must enqueue it; False for a duplicate."""
+        return bool(self._claim(keys=[self._keys.ledger(fingerprint)], args=[self._ttl_s]))
+
+    def unclaim(self, fingerprint: str) -> None:
+        """Forget a claim whose enqueue failed, so the redelivered message is not taken for a duplicate."""
+        self._redis.delete(self._keys.ledger(fingerprint))
+
+    def begin(self, fingerprint: str) -> Visit:
+        """Record one more attempt and return what earlier attempts left behind."""
+        key = self._keys.ledger(fingerprint)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hincrby(key, "attempts", 1)
+        pipe.hget(key, "state")
+        pipe.expire(key, self._ttl_s)
+        pipe.get(self._keys.outbox(fingerprint))
+        attempts, state, _, outcome = pipe.execute()
+        return Visit(_text(state), int(attempts), _text(outcome))
+
+    def keep_outcome(self, fingerprint: str, outcome: str) -> None:
+        """Remember the answer before publishing it, so a retry publishes it instead of redoing the work."""
+        self._redis.set(self._keys.outbox(fingerprint), outcome, ex=self._ttl_s)
+
+    def finish(self, fingerprint: str, failed: bool) -> None:
+        key = self._keys.ledger(fingerprint)
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hset(key, "state", FAILED if failed else DONE)
+        pipe.expire(key, self._ttl_s)
+        pipe.delete(self._keys.outbox(fingerprint))
+        pipe.execute()
+
+    def state(self, fingerprint: str) -> str | None:
+        return _text(self._redis.hget(self._keys.ledger(fingerprint), "state"))
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,125 @@
+"""One agent's MQTT connection: its Last Will, its input subscription, its status and its error replies.
+
+Each agent gets a connection of its own because MQTT allows one Last Will per connection, and the
+protocol wants a retained ``unavailable`` for every agent whose bridge dies (PROTOCOL.md §4).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent2389.config import AgentConfig
+from agent2389.envelope import AgentStatus, TaskError
+from agent2389.mqtt import connect_options, make_client
+from agent2389.topics import input_topic, status_topic
+
+log = logging.getLogger("agent2389.bridge.mqtt")
+MessageHandler = Callable[["AgentLink", paho.MQTTMessage], None]
+
+
+class AgentLink:
+    def __init__(self, agent: AgentConfig, client_id: str) -> None:
+        self.agent = agent
+        self.client_id = client_id
+        self.on_task: MessageHandler = lambda link, message: None
+        self.connected = False
+        self.subscribed = False
+        self.connection_attempts = 0
+        self.connections_established = 0
+        self.connection_failures = 0
+        self.messages_received = 0
+        self.connected_since: float | None = None
+        self.on_connection_change: Callable[[AgentLink], None] = lambda link: None
+        self.client = make_client(agent.mqtt, client_id, persistent=True, manual_ack=True)
+        self.client.will_set(status_topic(agent.id), self._status_payload("unavailable", 0), qos=1, retain=True)
+        self.client.on_connect = self._connected
+        self.client.on_connect_fail = self._connect_failed
+        self.client.on_disconnect = self._disconnected
+        self.client.on_subscribe = self._subscribed
+        self.client.on_message = self._received
+
+    def start(self) -> None:
+        """Connect in the background; paho keeps reconnecting with backoff, forever."""
+        self.connection_attempts += 1
+        self.client.connect_async(**connect_options(self.agent.mqtt, persistent=True))
+        self.client.loop_start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Publish retained ``unavailable``, then disconnect cleanly (no Last Will)."""
+        if self.connected:
+            info = self.publish_status("unavailable", 0)
+            try:
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError):
+                log.warning("could not publish unavailable for %s before stopping", self.agent.id)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish_status(self, status: str, workers: int) -> paho.MQTTMessageInfo:
+        return self.client.publish(status_topic(self.agent.id), self._status_payload(status, workers), qos=1,
+                                   retain=True)
+
+    def publish_error(self, topic: str, error: TaskError) -> paho.MQTTMessageInfo:
+        return self.client.publish(topic, error.model_dump_json(), qos=1)
+
+    def ack(self, message: paho.MQTTMessage) -> None:
+        if message.qos > 0:
+            self.client.ack(message.mid, message.qos)
+
+    def _status_payload(self, status: str, workers: int) -> str:
+        body = AgentStatus.model_validate({
+            "agent_id": self.agent.id, "status": status, "description": self.agent.agent.description,
+            "capabilities": self.agent.agent.capabilities, "workers": workers,
+        })
+        return body.model_dump_json()
+
+    def _connected(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        if reason.is_failure:
+            self.connection_failures += 1
+            log.warning("MQTT connection for %s refused: %s", self.agent.id, reason)
+            return
+        self.connected, self.subscribed = True, False
+        self.connections_established += 1
+        self.connected_since = time.time()
+        # Subscribing here, not once at start, restores the subscription after every reconnect.
+        client.subscribe(input_topic(self.agent.id), qos=1)
+        log.info("MQTT connected for %s (session present: %s)", self.agent.id, flags.session_present)
+        self.on_connection_change(self)
+
+    def _connect_failed(self, client: paho.Client, userdata: Any) -> None:
+        self.connection_attempts += 1
+        self.connection_failures += 1
+        log.warning("MQTT connection attempt for %s failed; retrying with backoff", self.agent.id)
+
+    def _disconnected(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        was_connected = self.connected
+        self.connected, self.subscribed, self.connected_since = False, False, None
+        if was_connected:
+            self.connection_attempts += 1
+            log.warning("MQTT connection for %s lost (%s); reconnecting", self.agent.id, reason)
+        self.on_connection_change(self)
+
+    def _subscribed(self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
+                    props: Any) -> None:
+        granted = all(not r.is_failure for r in reasons)
+        self.subscribed = granted
+        if granted:
+            log.info("subscribed to %s", input_topic(self.agent.id))
+        else:
+            log.error("broker refused the subscription to %s: %s", input_topic(self.agent.id), reasons)
+        self.on_connection_change(self)
+
+    def _received(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        # Runs on paho's network thread: hand off and return; never block or raise here.
+        self.messages_received += 1
+        try:
+            self.on_task(self, message)
+        except Exception:
+            log.exception("could not hand off a message for %s", self.agent.id)
+

@@ -1,0 +1,111 @@
+"""Decide, for every agent, whether it is ``available`` (PROTOCOL.md §4), and publish it when it changes.
+
+An agent is available when its input subscription is confirmed and at least one live worker has
+verified its LLM and tools. The bridge reports all of this to Redis for the web app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+
+from agent2389.keys import Keys
+from agent2389.presence import BridgeState, Presence, write_bridge_state
+from bridge.agent_link import AgentLink
+
+log = logging.getLogger("agent2389.bridge.availability")
+
+
+class AvailabilityMonitor:
+    def __init__(self, links: list[AgentLink], client: redis.Redis, keys: Keys, presence: Presence,
+                 interval_s: float = 1.0) -> None:
+        self._links = links
+        self._redis = client
+        self._keys = keys
+        self._presence = presence
+        self._interval_s = interval_s
+        self._published: dict[str, tuple[str, int]] = {}
+        self._reasons: dict[str, dict[str, Any]] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._state = BridgeState(bridge_id=f"{socket.gethostname()}:{os.getpid()}")
+        self._thread = threading.Thread(target=self._loop, name="availability", daemon=True)
+        for link in links:
+            link.on_connection_change = self._connection_changed
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def _connection_changed(self, link: AgentLink) -> None:
+        # Called on paho's thread: forget what was published so the next check publishes again
+        # (after a reconnect the protocol wants `available` re-sent), and wake the checker.
+        with self._lock:
+            self._published.pop(link.agent.id, None)
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.check()
+            except redis.RedisError as exc:
+                log.warning("cannot read worker presence (%s); statuses unchanged", type(exc).__name__)
+            except Exception:
+                log.exception("availability check failed")
+            self._wake.wait(self._interval_s)
+            self._wake.clear()
+
+    def check(self) -> None:
+        workers = self._presence.workers()
+        now = time.time()
+        for link in self._links:
+            agent_id = link.agent.id
+            serving = [w for w in workers if w.serves(agent_id)]
+            status, reason = self._decide(link, len(serving), [w.not_ready.get(agent_id, "") for w in workers
+                                                               if agent_id in w.not_ready])
+            previous = self._reasons.get(agent_id, {})
+            since = previous.get("since", now) if previous.get("status") == status else now
+            self._reasons[agent_id] = {"status": status, "reason": reason, "since": since, "workers": len(serving)}
+            with self._lock:
+                current = self._published.get(agent_id)
+            if link.connected and current != (status, len(serving)):
+                link.publish_status(status, len(serving))
+                with self._lock:
+                    self._published[agent_id] = (status, len(serving))
+                if current is None or current[0] != status:
+                    log.info("agent %s is %s: %s", agent_id, status, reason)
+        self._report()
+
+    def _decide(self, link: AgentLink, serving: int, not_ready: list[str]) -> tuple[str, str]:
+        if not link.connected:
+            return "unavailable", "not connected to the MQTT broker"
+        if not link.subscribed:
+            return "unavailable", "input subscription not yet confirmed"
+        if serving == 0:
+            why = f" ({not_ready[0]})" if not_ready else ""
+            return "unavailable", f"no live worker serves this agent{why}"
+        return "available", f"{serving} live worker(s)"
+
+    def _report(self) -> None:
+        state = self._state
+        state.connected = all(link.connected for link in self._links)
+        state.subscribed = all(link.subscribed for link in self._links)
+        state.connection_attempts = sum(link.connection_attempts for link in self._links)
+        state.connections_established = sum(link.connections_established for link in self._links)
+        state.connection_failures = sum(link.connection_failures for link in self._links)
+        state.messages_received = sum(link.messages_received for link in self._links)
+        since = [link.connected_since for link in self._links if link.connected_since is not None]
+        state.connected_since = min(since) if state.connected and since else None
+        state.agents = dict(self._reasons)
+        write_bridge_state(self._redis, self._keys, state, ttl_s=max(10.0, self._interval_s * 5))

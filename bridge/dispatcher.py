@@ -1,0 +1,134 @@
+"""Turn received messages into queued tasks, one agent's messages in order, off the MQTT network thread.
+
+A message is acknowledged to the broker only after its task is safely in Redis (or it was rejected), so
+a bridge that dies or a Redis that is down loses nothing: the broker delivers the message again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import paho.mqtt.client as paho
+import redis
+from kombu.exceptions import OperationalError
+
+from agent2389.errors import ServiceUnavailableError
+from agent2389.ledger import TaskLedger
+from agent2389.logs import log_fields, span
+from agent2389.mqtt import wait_for_puback
+from agent2389.stats import StatsRecorder
+from bridge.agent_link import AgentLink
+from bridge.enqueue import Enqueuer
+from bridge.intake import Accepted, Rejected, depth_error, examine
+
+log = logging.getLogger("agent2389.bridge.intake")
+_RETRYABLE = (redis.RedisError, OperationalError, ConnectionError, OSError, ServiceUnavailableError)
+_STOP = object()
+PUBLISH_TIMEOUT_S = 10.0
+
+
+class Dispatcher:
+    def __init__(self, link: AgentLink, ledger: TaskLedger, enqueuer: Enqueuer, stats: StatsRecorder) -> None:
+        self._link = link
+        self._ledger = ledger
+        self._enqueuer = enqueuer
+        self._stats = stats
+        self._inbox: queue.Queue[object] = queue.Queue()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"dispatch-{link.agent.id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        self._inbox.put(_STOP)
+        self._thread.join(timeout_s)
+
+    def submit(self, link: AgentLink, message: paho.MQTTMessage) -> None:
+        """Called on paho's network thread: only a queue put."""
+        self._inbox.put(message)
+
+    @property
+    def backlog(self) -> int:
+        return self._inbox.qsize()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, paho.MQTTMessage)
+            self._stats.task_received(self._link.agent.id)
+            self._handle_until_done(item)
+
+    def _handle_until_done(self, message: paho.MQTTMessage) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                self.handle(message)
+                return
+            except _RETRYABLE as exc:
+                # Redis is unreachable: keep the message unacknowledged and try again; the broker holds
+                # the rest back once the receive window is full.
+                log.warning("cannot queue a task for %s yet (%s); retrying in %.1f s", self._link.agent.id,
+                            type(exc).__name__, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                log.exception("unexpected failure while taking in a message for %s; dropping it",
+                              self._link.agent.id)
+                self._link.ack(message)
+                return
+
+    def handle(self, message: paho.MQTTMessage) -> None:
+        agent = self._link.agent
+        decision = examine(agent, message.topic, message.payload, bool(message.retain))
+        if isinstance(decision, Accepted):
+            envelope = decision.envelope
+            with span("task_intake", task_id=envelope.task_id, agent_id=agent.id,
+                      conversation_id=envelope.conversation_id):
+                self._accept(message, decision)
+            return
+        self._reject(message, decision)
+
+    def _accept(self, message: paho.MQTTMessage, decision: Accepted) -> None:
+        agent, envelope = self._link.agent, decision.envelope
+        fingerprint = envelope.pipeline_fingerprint()
+        if not self._ledger.claim(fingerprint):
+            self._reject(message, Rejected("duplicate", "discarded a duplicate delivery of a task"))
+            return
+        too_deep = depth_error(agent, envelope)
+        if too_deep is not None:
+            self._reject(message, too_deep)
+            self._ledger.finish(fingerprint, failed=True)
+            return
+        started = time.perf_counter()
+        try:
+            celery_id = self._enqueuer.enqueue(agent.id, envelope)
+        except Exception:
+            self._ledger.unclaim(fingerprint)
+            raise
+        self._link.ack(message)
+        self._stats.task_event(envelope.task_id, agent.id, "queued", celery_id=celery_id,
+                               conversation_id=envelope.conversation_id)
+        log.info("task queued", extra=log_fields(depth=envelope.depth,
+                                                 enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))
+
+    def _reject(self, message: paho.MQTTMessage, decision: Rejected) -> None:
+        self._stats.task_rejected(self._link.agent.id, decision.reason)
+        level = logging.DEBUG if decision.reason in ("retained", "duplicate") else logging.WARNING
+        log.log(level, decision.log_message, extra=log_fields(reason=decision.reason, topic=message.topic))
+        if decision.reply is not None:
+            topic, error = decision.reply
+            info = self._link.publish_error(topic, error)
+            # paho resends it after a reconnect: wait for that rather than publishing it twice.
+            while not wait_for_puback(info, PUBLISH_TIMEOUT_S):
+                if self._stopping.is_set():
+                    self._stats.mqtt_published(failed=True)
+                    return
+            self._stats.mqtt_published()
+        self._link.ack(message)

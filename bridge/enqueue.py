@@ -1,0 +1,37 @@
+"""Put an accepted task on its agent's Celery queue, as JSON, once the ledger says it is new."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from agent2389.celery_app import PROCESS_TASK
+from agent2389.envelope import TaskEnvelope
+from agent2389.keys import queue_name
+
+_CELERY_ID_NAMESPACE = uuid.UUID("0f5b8a52-3c43-4c39-9a43-2389a2389a23")
+
+
+def celery_task_id(fingerprint: str) -> str:
+    """The same delivery always gets the same Celery id, so logs and inspection line up."""
+    return str(uuid.uuid5(_CELERY_ID_NAMESPACE, fingerprint))
+
+
+class Enqueuer:
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def enqueue(self, agent_id: str, envelope: TaskEnvelope) -> str:
+        """Send the task; raises the broker's connection error when Redis cannot take it."""
+        task_id = celery_task_id(envelope.pipeline_fingerprint())
+        wire: dict[str, Any] = envelope.to_wire()
+        self._app.send_task(
+            PROCESS_TASK,
+            args=[agent_id, wire],
+            queue=queue_name(agent_id),
+            task_id=task_id,
+            retry=False,
+        )
+        return task_id

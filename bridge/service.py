@@ -1,0 +1,77 @@
+"""The bridge process: MQTT in, Celery queue out, statuses kept true. ``run(settings)`` until a signal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from agent2389.celery_app import create_celery
+from agent2389.keys import Keys
+from agent2389.ledger import TaskLedger
+from agent2389.presence import Presence
+from agent2389.redis_client import connect_redis
+from agent2389.settings import Settings
+from agent2389.stats import StatsRecorder
+from bridge.agent_link import AgentLink
+from bridge.availability import AvailabilityMonitor
+from bridge.dispatcher import Dispatcher
+from bridge.enqueue import Enqueuer
+
+log = logging.getLogger("agent2389.bridge")
+
+
+class Bridge:
+    def __init__(self, settings: Settings) -> None:
+        keys = Keys(settings.key_prefix)
+        client = connect_redis(settings)
+        stats = StatsRecorder(client, keys)
+        ledger = TaskLedger(client, keys, ttl_s=settings.dedup_ttl_s)
+        enqueuer = Enqueuer(create_celery(settings))
+        self.links: list[AgentLink] = []
+        self.dispatchers: list[Dispatcher] = []
+        for agent in settings.agents:
+            link = AgentLink(agent, f"{settings.key_prefix}-bridge-{agent.id}")
+            dispatcher = Dispatcher(link, ledger, enqueuer, stats)
+            link.on_task = dispatcher.submit
+            self.links.append(link)
+            self.dispatchers.append(dispatcher)
+        presence = Presence(client, keys, ttl_s=settings.worker_ttl_s)
+        self.monitor = AvailabilityMonitor(self.links, client, keys, presence)
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        for dispatcher in self.dispatchers:
+            dispatcher.start()
+        for link in self.links:
+            link.start()
+        self.monitor.start()
+        log.info("bridge started for %d agent(s)", len(self.links))
+
+    def stop(self) -> None:
+        """Publish retained ``unavailable`` for every agent and disconnect cleanly."""
+        self.monitor.stop()
+        for dispatcher in self.dispatchers:
+            dispatcher.stop()
+        for link in self.links:
+            link.stop()
+        self.stopped.set()
+        log.info("bridge stopped")
+
+
+def run(settings: Settings) -> int:
+    bridge = Bridge(settings)
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s; stopping", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    bridge.start()
+    while not stop_requested.wait(1.0):
+        pass
+    bridge.stop()
+    return 0

@@ -1,0 +1,184 @@
+"""Real agent2389 processes for end-to-end tests, and an MQTT client that plays the other agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import REPO
+
+
+def write_agent(directory: Path, agent_id: str, mqtt_url: str, extra: str = "", llm: str = "") -> Path:
+    path = directory / f"{agent_id}.toml"
+    path.write_text(
+        f'[agent]\nid = "{agent_id}"\ndescription = "test agent {agent_id}"\n{extra}\n'
+        f'[mqtt]\nbroker_url = "{mqtt_url}"\n'
+        f'[llm]\nprovider = "echo"\nmodel = "echo"\n{llm}\n'
+    )
+    return path
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: Any = None
+
+    def signal(self, signum: int) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+
+    def stop(self, timeout_s: float = 15) -> int:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait(5)
+        finally:
+            if self.log_file is not None:
+                self.log_file.close()
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(raw))
+            except ValueError:
+                continue
+        return lines
+
+
+@dataclass
+class Stack:
+    """Bridge and worker processes for the agents in ``config_dir``, isolated by a Redis key prefix."""
+
+    config_dir: Path
+    redis_url: str
+    key_prefix: str
+    log_dir: Path
+    processes: list[Process] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "REDIS_URL": self.redis_url, "AGENT2389_KEY_PREFIX": self.key_prefix,
+                "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "AGENT2389_VISIBILITY_TIMEOUT": "6"}
+
+    def start(self, command: str, *args: str) -> Process:
+        name = f"{command}-{len(self.processes)}"
+        log_path = self.log_dir / f"{name}.log"
+        handle = log_path.open("wb")
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "agent2389.cli", command, "--config", str(self.config_dir), *args],
+            stdout=handle, stderr=subprocess.STDOUT, env=self.env(), cwd=REPO,
+        )
+        process = Process(name, popen, log_path, handle)
+        self.processes.append(process)
+        return process
+
+    def bridge(self) -> Process:
+        return self.start("bridge")
+
+    def worker(self, *args: str) -> Process:
+        return self.start("worker", "--concurrency", "20", *args)
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+
+
+class MqttPeer:
+    """A plain MQTT 5 client: publishes tasks the way any other agent would, and records what comes back."""
+
+    def __init__(self, mqtt_url: str) -> None:
+        parts = urlsplit(mqtt_url)
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"peer-{uuid.uuid4().hex[:8]}",
+                                  protocol=paho.MQTTv5)
+        self.messages: queue.Queue[tuple[str, dict[str, Any] | str, bool]] = queue.Queue()
+        self._subscribed = threading.Event()
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self._status_changed = threading.Condition()
+        self.client.on_message = self._received
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+        self.client.loop_start()
+
+    def subscribe(self, topic: str) -> None:
+        self._subscribed.clear()
+        self.client.subscribe(topic, qos=1)
+        assert self._subscribed.wait(5), f"no SUBACK for {topic}"
+
+    def publish(self, topic: str, payload: dict[str, Any] | str | bytes, retain: bool = False) -> None:
+        body = json.dumps(payload) if isinstance(payload, dict) else payload
+        self.client.publish(topic, body, qos=1, retain=retain).wait_for_publish(5)
+
+    def send_task(self, agent_id: str, conversation_id: str, text: str = "hello",
+                  next_agents: list[str] | None = None, task_id: str | None = None, **fields: Any) -> dict[str, Any]:
+        nxt: dict[str, Any] | None = None
+        for later in reversed(next_agents or []):
+            nxt = {"topic": f"/control/agents/{later}/input", "instruction": f"then {later}", "input": None,
+                   "next": nxt}
+        envelope = {"task_id": task_id or str(uuid.uuid4()), "conversation_id": conversation_id,
+                    "topic": f"/control/agents/{agent_id}/input", "instruction": "say", "input": {"text": text},
+                    "next": nxt, **fields}
+        self.publish(f"/control/agents/{agent_id}/input", envelope)
+        return envelope
+
+    def expect(self, count: int = 1, timeout_s: float = 15) -> list[tuple[str, Any, bool]]:
+        """Exactly the next ``count`` messages (fails the test on time-out)."""
+        got = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"expected {count} message(s), got {len(got)}: {got}"
+            try:
+                got.append(self.messages.get(timeout=remaining))
+            except queue.Empty:
+                continue
+        return got
+
+    def quiet_for(self, seconds: float) -> list[tuple[str, Any, bool]]:
+        """Whatever arrives within ``seconds`` (to prove that nothing more does)."""
+        time.sleep(seconds)
+        extra = []
+        while not self.messages.empty():
+            extra.append(self.messages.get_nowait())
+        return extra
+
+    def wait_for_status(self, agent_id: str, status: str, timeout_s: float = 20) -> dict[str, Any]:
+        """The agent's latest status message, once it says ``status``."""
+        with self._status_changed:
+            ok = self._status_changed.wait_for(
+                lambda: self.statuses.get(agent_id, {}).get("status") == status, timeout=timeout_s)
+            assert ok, f"{agent_id} did not become {status} within {timeout_s} s (last: {self.statuses.get(agent_id)})"
+            return self.statuses[agent_id]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _received(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        try:
+            body: dict[str, Any] | str = json.loads(message.payload)
+        except ValueError:
+            body = message.payload.decode(errors="replace")
+        if message.topic.endswith("/status") and isinstance(body, dict):
+            with self._status_changed:
+                self.statuses[str(body.get("agent_id"))] = {**body, "retained": bool(message.retain)}
+                self._status_changed.notify_all()
+            return
+        self.messages.put((message.topic, body, bool(message.retain)))

@@ -1,0 +1,52 @@
+"""The worker process: verify the agents, then consume their queues in a Celery threads pool.
+
+LLM calls spend seconds waiting on the network, so one process runs many tasks at once in threads;
+docs/architecture.md explains the choice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+
+from celery.signals import worker_ready
+
+from agent2389.celery_app import create_celery
+from agent2389.keys import queue_name
+from agent2389.settings import Settings
+from workers.runtime import WorkerRuntime
+from workers.tasks import register_tasks
+
+log = logging.getLogger("agent2389.workers")
+DEFAULT_CONCURRENCY = 100
+
+
+def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
+    runtime = WorkerRuntime(settings, concurrency)
+    serving = runtime.prepare()
+    if not serving:
+        log.error("no agent could be verified; this worker has nothing to serve")
+        runtime.shutdown()
+        return 1
+    app = create_celery(settings)
+    register_tasks(app, runtime)
+    worker_ready.connect(lambda sender, **kwargs: runtime.start(), weak=False)
+    worker = app.Worker(
+        hostname=f"agent2389@{socket.gethostname()}-{os.getpid()}",
+        queues=[queue_name(agent_id) for agent_id in serving],
+        pool="threads",
+        concurrency=concurrency,
+        without_mingle=True,
+        without_gossip=True,
+        without_heartbeat=True,
+        optimization="fair",
+        loglevel=settings.log_level,
+        quiet=True,
+    )
+    log.info("worker serving %s with %d threads", ", ".join(serving), concurrency)
+    try:
+        worker.start()
+    finally:
+        runtime.shutdown()
+    return int(worker.exitcode or 0)

@@ -1,0 +1,112 @@
+"""Steps 8 and 9 of PROTOCOL.md §5 for one delivery, as a plain function with its dependencies passed in.
+
+Exactly one message leaves for every task: the answer (to the conversation topic), the forwarded
+envelope (to ``next.topic``) or one error. The outcome is kept in Redis before it is published, so a
+delivery that is retried after a crash publishes the same outcome again instead of calling the LLM twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from agent2389.config import AgentConfig
+from agent2389.envelope import TaskEnvelope, TaskError, TaskResponse
+from agent2389.errors import Agent2389Error, ErrorCode
+from agent2389.ledger import TaskLedger
+from agent2389.logs import log_fields, span
+from agent2389.sanitize import sanitize_error_message
+from agent2389.stats import StatsRecorder
+from agent2389.topics import canonicalize, conversation_topic
+from workers.llm import Runner, TaskRequest
+
+log = logging.getLogger("agent2389.workers.task")
+# A delivery that started this many times without finishing is taken to crash its worker.
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Outcome:
+    topic: str
+    payload: str
+    error_code: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error_code is not None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Deps:
+    ledger: TaskLedger
+    stats: StatsRecorder
+    runners: Mapping[str, Runner]
+    publish: Callable[[str, str], None]
+    secrets: list[str]
+
+
+def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
+    """Run one delivery to completion; None when it was a duplicate of a finished one."""
+    envelope = TaskEnvelope.model_validate(wire)
+    fingerprint = envelope.pipeline_fingerprint()
+    with span("task_processing", task_id=envelope.task_id, agent_id=agent.id,
+              conversation_id=envelope.conversation_id):
+        started = time.perf_counter()
+        visit = deps.ledger.begin(fingerprint)
+        if visit.finished:
+            log.info("skipped a delivery of a task already answered", extra=log_fields(attempts=visit.attempts))
+            return None
+        if visit.outcome is not None:
+            outcome = Outcome.from_json(visit.outcome)
+            log.info("publishing the outcome kept from an earlier attempt")
+        else:
+            outcome = _decide(agent, envelope, deps, visit.attempts)
+            deps.ledger.keep_outcome(fingerprint, outcome.to_json())
+        deps.publish(outcome.topic, outcome.payload)
+        deps.ledger.finish(fingerprint, failed=outcome.failed)
+        duration_s = time.perf_counter() - started
+        deps.stats.task_finished(agent.id, envelope.task_id, duration_s, outcome.error_code)
+        deps.stats.mqtt_published()
+        log.log(logging.WARNING if outcome.failed else logging.INFO,
+                "task failed" if outcome.failed else "task completed",
+                extra=log_fields(duration_ms=round(duration_s * 1000, 3), error_code=outcome.error_code,
+                                 published_to=outcome.topic, attempts=visit.attempts))
+        return outcome
+
+
+def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: int) -> Outcome:
+    deps.stats.task_started(agent.id, envelope.task_id, envelope.conversation_id, envelope.depth)
+    if attempts > MAX_ATTEMPTS:
+        return _error(agent, envelope, ErrorCode.INTERNAL_ERROR,
+                      f"the task was started {attempts - 1} times and never finished; giving up")
+    request = TaskRequest(agent=agent, task_id=envelope.task_id, conversation_id=envelope.conversation_id,
+                          instruction=envelope.instruction, input=envelope.input)
+    try:
+        text = deps.runners[agent.id].run(request)
+    except Agent2389Error as exc:
+        log.warning("task step failed: %s", type(exc).__name__, exc_info=True)
+        return _error(agent, envelope, exc.code, sanitize_error_message(str(exc), deps.secrets))
+    except Exception:
+        log.exception("unexpected failure while processing a task")
+        return _error(agent, envelope, ErrorCode.INTERNAL_ERROR, "the agent failed unexpectedly")
+    if envelope.next is not None:
+        forwarded = envelope.forwarded(text)
+        return Outcome(canonicalize(forwarded.topic), json.dumps(forwarded.to_wire()))
+    response = TaskResponse(task_id=envelope.task_id, response=text)
+    return Outcome(conversation_topic(envelope.conversation_id, agent.id), response.model_dump_json())
+
+
+def _error(agent: AgentConfig, envelope: TaskEnvelope, code: ErrorCode, message: str) -> Outcome:
+    error = TaskError.of(code, sanitize_error_message(message), envelope.task_id)
+    return Outcome(conversation_topic(envelope.conversation_id, agent.id), error.model_dump_json(), code.value)

@@ -1,0 +1,122 @@
+"""Everything one worker process holds: its runners, its MQTT publisher, its heartbeat and its leases.
+
+The heartbeat thread does two jobs every couple of seconds: it tells Redis this worker is alive (and
+which agents it can serve), and it renews the lease of every task it holds, so the short visibility
+timeout that recovers a dead worker's tasks quickly never takes a task from a live one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+from celery.worker import state as worker_state
+from pydantic import ValidationError
+
+from agent2389.errors import ConfigError, ServiceUnavailableError
+from agent2389.keys import Keys, unacked_index
+from agent2389.ledger import TaskLedger
+from agent2389.presence import Presence, WorkerInfo
+from agent2389.redis_client import connect_redis
+from agent2389.sanitize import environment_secrets, sanitize_error_message
+from agent2389.settings import Settings
+from agent2389.stats import StatsRecorder
+from workers.llm import Runner, build_runner
+from workers.processing import Deps, process
+from workers.publisher import Publisher
+
+log = logging.getLogger("agent2389.workers.runtime")
+
+
+class InfrastructureError(Exception):
+    """Redis or the broker failed mid-task: the delivery must be handed back, not answered."""
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        if not settings.agents:
+            raise ConfigError("a worker needs at least one agent")
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+        self.redis = connect_redis(settings)
+        self.stats = StatsRecorder(self.redis, self.keys)
+        self.ledger = TaskLedger(self.redis, self.keys, ttl_s=settings.dedup_ttl_s)
+        self.presence = Presence(self.redis, self.keys, ttl_s=settings.worker_ttl_s)
+        self.stopping = threading.Event()
+        self.publisher = Publisher(settings.agents[0].mqtt, self.stopping)
+        self.runners: dict[str, Runner] = {}
+        self.secrets = environment_secrets(settings.secret_env_names())
+        self.info = WorkerInfo(
+            worker_id=f"{socket.gethostname()}:{os.getpid()}", host=socket.gethostname(), pid=os.getpid(),
+            agents=[a.id for a in settings.agents], concurrency=concurrency, started_at=time.time(),
+        )
+        self._processed_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+
+    def prepare(self) -> list[str]:
+        """Build and verify every agent's runner; returns the agents this worker can serve."""
+        for agent in self.settings.agents:
+            try:
+                runner = build_runner(agent, self.stats)
+                runner.verify()
+            except Exception as exc:
+                reason = sanitize_error_message(str(exc) or type(exc).__name__, self.secrets)
+                self.info.not_ready[agent.id] = reason
+                log.error("agent %s cannot be served by this worker: %s", agent.id, reason)
+                continue
+            self.runners[agent.id] = runner
+        self.publisher.start()
+        return list(self.runners)
+
+    def start(self) -> None:
+        self._beat()
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        self._thread.join(5)
+        try:
+            self.presence.leave(self.info.worker_id)
+        except redis.RedisError:
+            log.warning("could not remove this worker's heartbeat; it expires by itself")
+        self.publisher.stop()
+        for runner in self.runners.values():
+            runner.close()
+
+    def run_task(self, agent_id: str, wire: dict[str, Any]) -> None:
+        try:
+            agent = self.settings.agent(agent_id)
+        except ConfigError:
+            log.error("received a task for agent %r, which this worker does not serve; dropped", agent_id)
+            return
+        deps = Deps(self.ledger, self.stats, self.runners, self.publisher.publish, self.secrets)
+        try:
+            process(agent, wire, deps)
+        except ValidationError:
+            log.error("received a malformed task envelope for %s; dropped", agent_id)
+        except (redis.RedisError, ServiceUnavailableError, OSError) as exc:
+            raise InfrastructureError(type(exc).__name__) from exc
+        finally:
+            with self._processed_lock:
+                self.info.processed += 1
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.wait(self.settings.worker_heartbeat_s):
+            self._beat()
+
+    def _beat(self) -> None:
+        held = [r for r in (*worker_state.active_requests, *worker_state.reserved_requests) if r is not None]
+        self.info.active = len(worker_state.active_requests)
+        try:
+            self.presence.heartbeat(self.info)
+            tags = {r.message.delivery_tag: time.time() for r in held if getattr(r, "message", None) is not None}
+            if tags:
+                # XX: renew only what is still unacknowledged; never bring an acknowledged task back.
+                self.redis.zadd(unacked_index(self.keys), tags, xx=True)
+        except redis.RedisError as exc:
+            log.warning("heartbeat not written (%s)", type(exc).__name__)
