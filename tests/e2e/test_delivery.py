@@ -1,0 +1,115 @@
+"""Delivery guarantees when processes stop, gracefully or not (PROTOCOL.md §4 and §5)."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import MqttPeer, Stack, write_agent
+
+pytestmark = pytest.mark.slow
+
+
+def conversation() -> str:
+    return f"conv-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_worker_killed_mid_task_loses_nothing_and_answers_once(
+    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str
+) -> None:
+    slow = f"slow-{unique_id}"
+    write_agent(config_dir, slow, mqtt_url, llm="delay_s = 3")
+    cid = conversation()
+    peer.subscribe(f"/conversations/{cid}/#")
+    peer.subscribe(f"/control/agents/{slow}/status")
+    doomed = stack.worker()
+    stack.bridge()
+    peer.wait_for_status(slow, "available")
+    sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(5)}
+    time.sleep(1.5)
+    doomed.signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    stack.worker()
+    answers = peer.expect(5, timeout_s=40)
+    recovered_s = time.monotonic() - killed_at
+    print(f"all answered {recovered_s:.1f} s after the kill")
+    assert {body["task_id"] for _, body, _ in answers} == sent
+    assert all("response" in body for _, body, _ in answers)
+    assert peer.quiet_for(3) == []
+    assert recovered_s < 30
+
+
+def test_a_task_published_while_the_bridge_is_down_is_answered_when_it_returns(
+    running: Stack, peer: MqttPeer, agents: dict[str, str]
+) -> None:
+    cid = conversation()
+    peer.subscribe(f"/conversations/{cid}/#")
+    bridge = running.processes[-1]
+    assert bridge.stop() == 0
+    peer.wait_for_status(agents["a"], "unavailable")
+    task = peer.send_task(agents["a"], cid, "while away")
+    running.bridge()
+    [(_, body, _)] = peer.expect(1, timeout_s=20)
+    assert body["task_id"] == task["task_id"]
+
+
+def test_a_bridge_stopped_gracefully_leaves_every_agent_retained_unavailable(
+    running: Stack, peer: MqttPeer, agents: dict[str, str], mqtt_url: str
+) -> None:
+    running.processes[-1].signal(signal.SIGTERM)
+    for agent_id in agents.values():
+        assert peer.wait_for_status(agent_id, "unavailable")["workers"] == 0
+    late = MqttPeer(mqtt_url)
+    try:
+        late.subscribe(f"/control/agents/{agents['b']}/status")
+        status = late.wait_for_status(agents["b"], "unavailable", timeout_s=5)
+        assert status["retained"] and status["timestamp"].endswith("Z")
+    finally:
+        late.close()
+
+
+def test_a_bridge_killed_abruptly_is_announced_unavailable_by_its_last_will(
+    running: Stack, peer: MqttPeer, agents: dict[str, str]
+) -> None:
+    running.processes[-1].signal(signal.SIGKILL)
+    for agent_id in agents.values():
+        peer.wait_for_status(agent_id, "unavailable", timeout_s=10)
+
+
+def test_an_agent_without_workers_is_unavailable_and_its_tasks_wait_for_one(
+    running: Stack, peer: MqttPeer, agents: dict[str, str]
+) -> None:
+    cid = conversation()
+    peer.subscribe(f"/conversations/{cid}/#")
+    worker = running.processes[0]
+    worker.signal(signal.SIGKILL)
+    peer.wait_for_status(agents["a"], "unavailable", timeout_s=20)
+    task = peer.send_task(agents["a"], cid, "waiting")
+    assert peer.quiet_for(1) == []
+    running.worker()
+    peer.wait_for_status(agents["a"], "available", timeout_s=20)
+    [(_, body, _)] = peer.expect(1, timeout_s=20)
+    assert body["task_id"] == task["task_id"]
+
+
+def test_a_worker_stopped_gracefully_finishes_what_it_holds(
+    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str
+) -> None:
+    slow = f"slow-{unique_id}"
+    write_agent(config_dir, slow, mqtt_url, llm="delay_s = 2")
+    cid = conversation()
+    peer.subscribe(f"/conversations/{cid}/#")
+    peer.subscribe(f"/control/agents/{slow}/status")
+    worker = stack.worker()
+    stack.bridge()
+    peer.wait_for_status(slow, "available")
+    sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(4)}
+    time.sleep(1)
+    worker.signal(signal.SIGTERM)
+    answers = peer.expect(4, timeout_s=20)
+    assert {body["task_id"] for _, body, _ in answers} == sent
+    assert worker.popen.wait(30) == 0

@@ -1,0 +1,122 @@
+import json
+import uuid
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import redis
+
+from agent2389.config import AgentConfig
+from agent2389.envelope import TaskEnvelope
+from agent2389.errors import LLMError
+from agent2389.keys import Keys
+from agent2389.ledger import TaskLedger
+from agent2389.stats import StatsRecorder
+from workers.llm import TaskRequest
+from workers.llm.echo import EchoRunner
+from workers.processing import MAX_ATTEMPTS, Deps, process
+
+AGENT = AgentConfig.model_validate({"agent": {"id": "a"}, "llm": {"provider": "echo"}})
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, topic: str, payload: str) -> None:
+        self.sent.append((topic, json.loads(payload)))
+
+
+class FailingRunner:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.calls = 0
+
+    def verify(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def run(self, request: TaskRequest) -> str:
+        self.calls += 1
+        raise self.exc
+
+
+def deps(redis_client: redis.Redis, key_prefix: str, runner: Any, publish: Recorder) -> Deps:
+    keys = Keys(key_prefix)
+    return Deps(TaskLedger(redis_client, keys), StatsRecorder(redis_client, keys), {"a": runner}, publish,
+                ["sk-secret-value-123"])
+
+
+def task(**overrides: Any) -> dict[str, Any]:
+    return {"task_id": str(uuid.uuid4()), "conversation_id": "c", "topic": "/control/agents/a/input",
+            "instruction": "say", "input": "hi", **overrides}
+
+
+def test_the_answer_is_published_to_the_conversation_topic(redis_client: redis.Redis, key_prefix: str) -> None:
+    sent = Recorder()
+    wire = task()
+    process(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent))
+    assert sent.sent == [("/conversations/c/a", {"task_id": wire["task_id"], "response": "say: hi"})]
+
+
+def test_with_next_the_answer_becomes_the_next_agents_input(redis_client: redis.Redis, key_prefix: str) -> None:
+    sent = Recorder()
+    wire = task(next={"topic": "control/agents/b/input/", "instruction": "polish", "input": None, "next": None})
+    process(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent))
+    [(topic, body)] = sent.sent
+    assert topic == "/control/agents/b/input"
+    assert body["input"] == "say: hi" and body["instruction"] == "polish" and body["task_id"] == wire["task_id"]
+
+
+def test_a_failure_publishes_one_sanitized_error_with_its_code(redis_client: redis.Redis, key_prefix: str) -> None:
+    sent = Recorder()
+    runner = FailingRunner(LLMError("401 from https://api.example.com with key sk-secret-value-123"))
+    process(AGENT, task(), deps(redis_client, key_prefix, runner, sent))
+    [(topic, body)] = sent.sent
+    assert topic == "/conversations/c/a" and body["error"]["code"] == "llm_error"
+    assert "sk-secret" not in body["error"]["message"] and "example.com" not in body["error"]["message"]
+
+
+def test_an_unexpected_exception_is_an_internal_error(redis_client: redis.Redis, key_prefix: str) -> None:
+    sent = Recorder()
+    process(AGENT, task(), deps(redis_client, key_prefix, FailingRunner(ZeroDivisionError("x")), sent))
+    assert sent.sent[0][1]["error"] == {"code": "internal_error", "message": "the agent failed unexpectedly"}
+
+
+def test_a_redelivery_after_the_answer_was_published_is_skipped(redis_client: redis.Redis, key_prefix: str) -> None:
+    sent = Recorder()
+    wire = task()
+    d = deps(redis_client, key_prefix, EchoRunner(AGENT), sent)
+    process(AGENT, wire, d)
+    assert process(AGENT, wire, d) is None
+    assert len(sent.sent) == 1
+
+
+def test_a_retry_publishes_the_kept_outcome_without_calling_the_llm(redis_client: redis.Redis,
+                                                                   key_prefix: str) -> None:
+    wire = task()
+    failing_publish: list[int] = []
+
+    def broker_down(topic: str, payload: str) -> None:
+        failing_publish.append(1)
+        raise ConnectionError("broker down")
+
+    runner = FailingRunner(LLMError("boom"))
+    with pytest.raises(ConnectionError):
+        process(AGENT, wire, replace(deps(redis_client, key_prefix, runner, Recorder()), publish=broker_down))
+    sent = Recorder()
+    process(AGENT, wire, deps(redis_client, key_prefix, runner, sent))
+    assert runner.calls == 1 and len(sent.sent) == 1 and failing_publish == [1]
+
+
+def test_a_delivery_that_keeps_crashing_its_worker_ends_in_an_internal_error(redis_client: redis.Redis,
+                                                                            key_prefix: str) -> None:
+    wire = task()
+    ledger = TaskLedger(redis_client, Keys(key_prefix))
+    fingerprint = TaskEnvelope.model_validate(wire).pipeline_fingerprint()
+    for _ in range(MAX_ATTEMPTS):
+        ledger.begin(fingerprint)
+    sent = Recorder()
+    runner = FailingRunner(LLMError("never called"))
+    process(AGENT, wire, deps(redis_client, key_prefix, runner, sent))
+    assert runner.calls == 0 and sent.sent[0][1]["error"]["code"] == "internal_error"
