@@ -1,0 +1,1 @@
+"""The builtin tools: ``http_request``, ``file_read``, ``file_write`` and ``web_search``."""

@@ -1,0 +1,164 @@
+"""Every tool call an LLM asks for goes through here: allow-list, schema, timeout, retries, stats.
+
+Nothing the LLM sends can crash a worker: an unknown tool or bad parameters never reach a tool process,
+and every failure becomes an error result the LLM reads (``ToolOutcome.is_error``). Only the task's
+budget, enforced by the caller, turns failures into a failed task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from agent2389.config import AgentConfig, ToolSpec
+from agent2389.errors import ToolExecutionError, ToolTimeoutError
+from agent2389.stats import StatsRecorder
+from workers.tools.base import ToolDescription
+from workers.tools.pool import ToolPool
+from workers.tools.process import Reply
+
+log = logging.getLogger("agent2389.tools")
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_RESULT_CHARS = 100_000
+BACKOFF_BASE_S = 0.2
+BACKOFF_MAX_S = 5.0
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    parameters: Any
+
+
+@dataclass(frozen=True)
+class ToolOutcome:
+    """What the LLM is told about one call."""
+
+    content: str
+    is_error: bool
+
+
+class ToolExecutor:
+    """The tools of one agent. ``start`` once (it initializes them), then ``run`` from any thread."""
+
+    def __init__(self, agent: AgentConfig, stats: StatsRecorder | None = None, pool: ToolPool | None = None) -> None:
+        self._agent_id = agent.id
+        self._specs: dict[str, ToolSpec] = dict(agent.tools)
+        self._stats = stats
+        self._pool = pool or ToolPool(self._specs, secret_env=agent.referenced_env_vars())
+        self._descriptions: list[ToolDescription] = []
+        self._validators: dict[str, Draft202012Validator] = {}
+        self._starting = threading.Lock()
+
+    @property
+    def descriptions(self) -> list[ToolDescription]:
+        return list(self._descriptions)
+
+    def start(self) -> None:
+        """Initialize every tool; ToolExecutionError says which one cannot be used, and why."""
+        with self._starting:
+            if not self._validators and self._specs:
+                self._start()
+
+    def _start(self) -> None:
+        for name in self._specs:
+            if not TOOL_NAME.match(name):
+                raise ToolExecutionError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
+        described = self._pool.start()
+        descriptions, validators = [], {}
+        for name in self._specs:
+            entry = described.get(name) or {}
+            schema = entry.get("parameters")
+            try:
+                if not isinstance(schema, dict) or schema.get("type") != "object":
+                    raise SchemaError("it must be a JSON Schema with \"type\": \"object\"")
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                raise ToolExecutionError(f"tool {name!r} describes invalid parameters: {exc.message}") from None
+            descriptions.append(ToolDescription(name=name, description=str(entry.get("description") or name),
+                                                parameters=schema))
+            validators[name] = Draft202012Validator(schema)
+        self._descriptions, self._validators = descriptions, validators
+
+    def run_all(self, calls: Sequence[ToolCall]) -> list[ToolOutcome]:
+        """Outcomes in the order of ``calls``; calls asked for in one turn run at the same time."""
+        if len(calls) <= 1:
+            return [self.run(call) for call in calls]
+        with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="tool-call") as executor:
+            return list(executor.map(self.run, calls))
+
+    def run(self, call: ToolCall) -> ToolOutcome:
+        rejection = self._rejection(call)
+        if rejection is not None:
+            log.info("tool call refused: %s", rejection)
+            return ToolOutcome(rejection, is_error=True)
+        spec = self._specs[call.name]
+        attempts = spec.retries + 1
+        for attempt in range(attempts):
+            reply = self._attempt(call, spec)
+            if reply.ok:
+                return ToolOutcome(_as_text(reply.result), is_error=False)
+            if not reply.retryable or attempt == attempts - 1:
+                break
+            time.sleep(backoff_s(attempt))
+        tries = f" after {attempts} attempts" if reply.retryable and attempts > 1 else ""
+        return ToolOutcome(f"tool {call.name!r} failed{tries}: {reply.error}", is_error=True)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def _rejection(self, call: ToolCall) -> str | None:
+        if call.name not in self._specs:
+            allowed = ", ".join(sorted(self._specs)) or "none"
+            return f"unknown tool {call.name!r}: this agent's tools are {allowed}"
+        self.start()
+        if not isinstance(call.parameters, dict):
+            return f"tool {call.name!r} takes a JSON object of parameters"
+        errors = sorted(self._validators[call.name].iter_errors(call.parameters), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(part) for part in errors[0].path) or "parameters"
+            return f"invalid parameters for tool {call.name!r}: {where}: {errors[0].message}"[:1000]
+        return None
+
+    def _attempt(self, call: ToolCall, spec: ToolSpec) -> Reply:
+        started = time.monotonic()
+        outcome = "failed"
+        try:
+            reply = self._pool.call(call.name, call.parameters, spec.timeout_s)
+            outcome = "ok" if reply.ok else "failed"
+        except ToolTimeoutError as exc:
+            outcome = "timeout"
+            reply = Reply(ok=False, error=str(exc))
+        except ToolExecutionError as exc:
+            reply = Reply(ok=False, error=str(exc), retryable=exc.retryable)
+        except OSError as exc:  # e.g. no file descriptors left to start a tool process
+            reply = Reply(ok=False, error=f"could not start a tool process ({type(exc).__name__})", retryable=True)
+        duration = time.monotonic() - started
+        log.info("tool %s %s in %.3f s", call.name, outcome, duration)
+        if self._stats is not None:
+            self._stats.tool_call(self._agent_id, call.name, duration, outcome)
+        return reply
+
+
+def backoff_s(attempt: int) -> float:
+    """Exponential, capped, with full jitter so that retries of many tasks do not arrive together."""
+    return random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_BASE_S * 2**attempt)) + BACKOFF_BASE_S / 2
+
+
+def _as_text(result: Any) -> str:
+    text = result if isinstance(result, str) else json.dumps(result, default=str, ensure_ascii=False)
+    if len(text) > MAX_RESULT_CHARS:
+        return text[:MAX_RESULT_CHARS] + f"\n[truncated: the result had {len(text)} characters]"
+    return text
+
