@@ -1,0 +1,113 @@
+"""The web tests' vocabulary: a system recorded into the real Redis the way bridge and workers do it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from agent2389.config import AgentConfig
+from agent2389.keys import Keys
+from agent2389.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
+from agent2389.settings import Settings
+from agent2389.stats import StatsRecorder
+from web.app import create_app
+
+AGENTS = ("echo", "writer")
+
+
+def agent_config(agent_id: str, tools: tuple[str, ...] = ()) -> AgentConfig:
+    return AgentConfig.model_validate(
+        {"agent": {"id": agent_id}, "llm": {"provider": "echo"}, "tools": {name: "builtin" for name in tools}}
+    )
+
+
+class System:
+    """Writes what the bridge and the workers write, through their own recorders."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.stats = StatsRecorder(client, keys)
+        self.presence = Presence(client, keys, ttl_s=10.0)
+
+    def bridge(self, connected: bool = True, subscribed: bool = True, agents: tuple[str, ...] = AGENTS,
+               **fields: object) -> BridgeState:
+        now = time.time()
+        state = BridgeState(
+            bridge_id="bridge-1", connected=connected, subscribed=subscribed, connection_attempts=3,
+            connections_established=2, connection_failures=1, messages_received=12,
+            connected_since=now - 90 if connected else None, started_at=now - 120,
+            agents={a: {"status": "available" if connected else "unavailable", "reason": "", "since": now}
+                    for a in agents},
+        )
+        for name, value in fields.items():
+            setattr(state, name, value)
+        write_bridge_state(self.client, self.keys, state, ttl_s=30)
+        return state
+
+    def worker(self, worker_id: str, agents: tuple[str, ...] = AGENTS, active: int = 0, processed: int = 0,
+               not_ready: dict[str, str] | None = None, age_s: float = 0.0) -> WorkerInfo:
+        info = WorkerInfo(worker_id=worker_id, host=f"host-{worker_id}", pid=1000 + len(worker_id), agents=list(agents),
+                          concurrency=4, started_at=time.time() - 60, active=active, processed=processed,
+                          not_ready=not_ready or {})
+        self.presence.heartbeat(info)
+        if age_s:
+            info.last_heartbeat = time.time() - age_s
+            self.client.set(self.keys.worker(worker_id), json.dumps(asdict(info)))
+        return info
+
+    def task(self, agent: str, task_id: str, seconds: float, error_code: str | None = None,
+             conversation: str = "conv-1", tools: tuple[tuple[str, str], ...] = (),
+             model: str | None = None) -> None:
+        """A task's whole life: received and queued by the bridge, run and answered by a worker."""
+        self.stats.task_received(agent)
+        self.stats.task_event(task_id, agent, "queued", conversation_id=conversation)
+        self.stats.task_started(agent, task_id, conversation, 1)
+        if model:
+            self.stats.llm_call(agent, model, seconds / 2, 100, 40, error_code != "llm_error", task_id=task_id)
+        for tool, outcome in tools:
+            self.stats.tool_call(agent, tool, seconds / 4, outcome, task_id=task_id)
+        self.stats.task_finished(agent, task_id, seconds, error_code,
+                                 message="the model is overloaded" if error_code else None)
+
+    def queue(self, agent: str, waiting: int) -> None:
+        self.client.rpush(self.keys.queue(agent), *[f"message-{i}" for i in range(waiting)])
+
+    def healthy(self) -> None:
+        self.bridge()
+        self.worker("w1")
+
+
+@pytest.fixture
+def keys(key_prefix: str) -> Keys:
+    return Keys(key_prefix)
+
+
+@pytest.fixture
+def settings(redis_url: str, key_prefix: str) -> Settings:
+    return Settings(agents=tuple(agent_config(a, ("http_request",)) for a in AGENTS), redis_url=redis_url,
+                    key_prefix=key_prefix)
+
+
+@pytest.fixture
+def system(redis_client: redis.Redis, keys: Keys) -> System:
+    return System(redis_client, keys)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    application.extensions["agent2389"].client.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

@@ -1,0 +1,107 @@
+"""``/dashboard``: one server-rendered page of workers, queues, agents, throughput and recent tasks.
+
+The page polls ``/dashboard/panels`` every few seconds and swaps in the fresh HTML: all rendering
+stays on the server (Jinja, escaped), the script only fetches. No build step.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from web import inspection
+from web.auth import COOKIE, is_authorized, session_value, token_matches
+from web.context import web_context
+from web.health import evaluate, overall, redis_down
+
+dashboard = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+                      static_url_path="/dashboard/static")
+RECENT_TASKS = 15
+POLL_SECONDS = 3
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+@dashboard.app_template_filter("ago")
+def ago(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    seconds = max(0, int(time.time() - float(timestamp)))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+@dashboard.app_template_filter("clock")
+def clock(timestamp: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(float(timestamp))) if timestamp else "-"
+
+
+@dashboard.app_template_filter("spark")
+def spark(values: list[int]) -> str:
+    top = max(values, default=0)
+    if top == 0:
+        return SPARKS[0] * len(values)
+    return "".join(SPARKS[min(len(SPARKS) - 1, round(v / top * (len(SPARKS) - 1)))] for v in values)
+
+
+@dashboard.get("/dashboard")
+def page() -> BaseResponse:
+    token = web_context().settings.web_auth_token
+    offered = request.args.get("token")
+    if token and offered is not None:
+        if not token_matches(offered, token):
+            return _login(status=401, failed=True)
+        response = redirect(url_for("dashboard.page"))
+        response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="Strict",
+                            secure=request.is_secure, max_age=12 * 3600)
+        return response
+    if not is_authorized(request):
+        return _login(status=401, failed=False)
+    return make_response(render_template("dashboard.html", poll_seconds=POLL_SECONDS, **panels_data()))
+
+
+@dashboard.get("/dashboard/panels")
+def panels() -> Response | tuple[str, int]:
+    if not is_authorized(request):
+        return "unauthorized", 401
+    response = make_response(render_template("panels.html", **panels_data()))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _login(status: int, failed: bool) -> Response:
+    response = make_response(render_template("login.html", failed=failed), status)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="agent2389"'
+    return response
+
+
+def panels_data() -> dict[str, Any]:
+    context = web_context()
+    now = time.time()
+    try:
+        started = time.perf_counter()
+        snapshot = context.snapshot()
+        redis_ms = (time.perf_counter() - started) * 1000
+        recent = inspection.tasks(context.client, context.keys, inspection.TaskQuery(limit=RECENT_TASKS))
+    except redis.RedisError as exc:
+        checks = redis_down(exc, now)
+        return {"error": checks["redis"].message, "status": overall(checks), "now": now, "workers": [],
+                "queues": [], "agents": [], "tasks": [], "bridge": None}
+    checks = evaluate(snapshot, redis_ms)
+    return {
+        "error": None,
+        "now": now,
+        "status": overall(checks),
+        "checks": {name: check.to_json() for name, check in checks.items()},
+        "bridge": snapshot.bridge,
+        "workers": inspection.workers(snapshot),
+        "queues": inspection.queues(snapshot),
+        "agents": inspection.agents(snapshot),
+        "tasks": recent,
+    }

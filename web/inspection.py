@@ -1,0 +1,185 @@
+"""Flower-style inspection: workers, queues, agents and tasks, as plain JSON-ready data.
+
+The same functions feed ``/api/...``, the dashboard and ``agent2389 inspect``. Task lists and
+timelines come from the events bridge and workers record per task (see agent2389.stats).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from agent2389.keys import Keys, queue_name
+from web.aggregate import RECENT_MINUTES, recent
+from web.snapshot import Snapshot
+
+# Events that move a task from one state to the next; any other event (llm_call, tool_call, …) is a
+# step inside the current state.
+LIFECYCLE = ("received", "queued", "started", "retrying", "completed", "failed")
+STATES = frozenset(LIFECYCLE)
+MAX_LIMIT = 500
+_SCAN_BATCH = 100
+
+
+def workers(snapshot: Snapshot) -> list[dict[str, Any]]:
+    rows = []
+    for w in sorted(snapshot.workers, key=lambda w: (w.host, w.worker_id)):
+        rows.append({
+            "worker_id": w.worker_id,
+            "host": w.host,
+            "pid": w.pid,
+            "agents": list(w.agents),
+            "queues": [queue_name(agent) for agent in w.agents],
+            "concurrency": w.concurrency,
+            "active": w.active,
+            "processed": w.processed,
+            "started_at": int(w.started_at),
+            "last_heartbeat": int(w.last_heartbeat),
+            "heartbeat_age_seconds": round(max(0.0, snapshot.taken_at - w.last_heartbeat), 1),
+            "online": snapshot.is_online(w),
+            "not_ready": dict(w.not_ready),
+        })
+    return rows
+
+
+def queues(snapshot: Snapshot) -> list[dict[str, Any]]:
+    live = snapshot.live_workers()
+    return [
+        {
+            "agent": r.agent_id,
+            "queue": r.queue,
+            "length": r.queue_length,
+            "in_progress": r.in_flight,
+            "consumers": sum(1 for w in live if r.agent_id in w.agents),
+        }
+        for r in snapshot.agents.values()
+    ]
+
+
+def agents(snapshot: Snapshot) -> list[dict[str, Any]]:
+    live = snapshot.live_workers()
+    states = snapshot.bridge.agents if snapshot.bridge else {}
+    rows = []
+    for r in snapshot.agents.values():
+        completed, failed = r.count("tasks_completed"), r.count("tasks_failed")
+        recent_completed, recent_failed = recent(r, snapshot.taken_at)
+        recent_total = recent_completed + recent_failed
+        state = states.get(r.agent_id, {})
+        rows.append({
+            "agent": r.agent_id,
+            "status": state.get("status", "unknown"),
+            "status_reason": state.get("reason", ""),
+            "expected": r.agent_id in snapshot.expected_agents,
+            "workers_online": sum(1 for w in live if r.agent_id in w.agents),
+            "workers_ready": sum(1 for w in live if w.serves(r.agent_id)),
+            "queue_length": r.queue_length,
+            "in_progress": r.in_flight,
+            "tasks_received": r.count("tasks_received"),
+            "tasks_completed": completed,
+            "tasks_failed": failed,
+            "tasks_rejected": r.count("tasks_rejected"),
+            "throughput_per_minute": round(recent_total / RECENT_MINUTES, 3),
+            "error_rate": round(failed / (completed + failed), 4) if completed + failed else 0.0,
+            "recent_error_rate": round(recent_failed / recent_total, 4) if recent_total else 0.0,
+            "per_minute": [
+                sum(r.minutes.get(int(snapshot.taken_at // 60) - back, {}).values())
+                for back in reversed(range(15))
+            ],
+        })
+    return rows
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    agent: str | None = None
+    state: str | None = None
+    limit: int = 50
+
+
+def summarize(task_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One line about a task from its timeline: where it is and how long each part took."""
+    ordered = sorted(events, key=lambda e: float(e.get("at", 0)))
+    first = {e["event"]: float(e["at"]) for e in reversed(ordered) if "event" in e and "at" in e}
+    last = {e["event"]: e for e in ordered if "event" in e}
+    state = next((e["event"] for e in reversed(ordered) if e.get("event") in STATES), "unknown")
+    finished = last.get(state) if state in ("completed", "failed") else None
+    arrived = first.get("received", first.get("queued"))
+    started = float(last["started"]["at"]) if "started" in last else None
+    return {
+        "task_id": task_id,
+        "agent": next((e["agent"] for e in ordered if e.get("agent")), None),
+        "conversation_id": next((e["conversation_id"] for e in ordered if e.get("conversation_id")), None),
+        "state": state,
+        "attempts": sum(1 for e in ordered if e.get("event") == "started"),
+        "received_at": arrived,
+        "started_at": started,
+        "finished_at": float(finished["at"]) if finished else None,
+        "queue_wait_ms": round((first["started"] - arrived) * 1000, 3) if arrived and "started" in first else None,
+        "duration_ms": finished.get("duration_ms") if finished else None,
+        "error_code": finished.get("error_code") if finished else None,
+        "llm_calls": sum(1 for e in ordered if e.get("event") == "llm_call"),
+        "tool_calls": sum(1 for e in ordered if e.get("event") == "tool_call"),
+        "updated_at": float(ordered[-1]["at"]) if ordered else None,
+    }
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse(raw: list[Any]) -> list[dict[str, Any]]:
+    events = []
+    for item in raw:
+        try:
+            event = json.loads(_text(item))
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def tasks(client: redis.Redis, keys: Keys, query: TaskQuery) -> list[dict[str, Any]]:
+    """Most recently active tasks first, filtered by agent and state."""
+    found: list[dict[str, Any]] = []
+    start = 0
+    while len(found) < query.limit:
+        ids = [_text(i) for i in client.zrevrange(keys.recent_tasks(), start, start + _SCAN_BATCH - 1)]
+        if not ids:
+            break
+        start += len(ids)
+        pipe = client.pipeline(transaction=False)
+        for task_id in ids:
+            pipe.lrange(keys.task_timeline(task_id), 0, -1)
+        for task_id, raw in zip(ids, pipe.execute(), strict=True):
+            if not raw:
+                continue
+            summary = summarize(task_id, _parse(raw))
+            if query.agent and summary["agent"] != query.agent:
+                continue
+            if query.state and summary["state"] != query.state:
+                continue
+            found.append(summary)
+    return found[: query.limit]
+
+
+def timeline(client: redis.Redis, keys: Keys, task_id: str) -> dict[str, Any] | None:
+    events = _parse(client.lrange(keys.task_timeline(task_id), 0, -1))
+    if not events:
+        return None
+    ordered = sorted(events, key=lambda e: float(e.get("at", 0)))
+    origin = float(ordered[0].get("at", 0))
+    steps = [{**e, "offset_ms": round((float(e.get("at", origin)) - origin) * 1000, 3)} for e in ordered]
+    return {**summarize(task_id, events), "events": steps}
+
+
+def last_errors(client: redis.Redis, keys: Keys, limit: int = 5) -> list[dict[str, Any]]:
+    failed = tasks(client, keys, TaskQuery(state="failed", limit=limit))
+    for task in failed:
+        detail = timeline(client, keys, task["task_id"]) or {"events": []}
+        messages = [e.get("message") or e.get("error") for e in detail["events"] if e.get("message") or e.get("error")]
+        task["message"] = messages[-1] if messages else None
+    return failed

@@ -1,0 +1,77 @@
+"""Plain-text tables of the inspection data, for ``agent2389 inspect`` and ``agent2389 status``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from web.health import Check
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def age(timestamp: float | None, now: float | None = None) -> str:
+    if not timestamp:
+        return "never"
+    seconds = int((time.time() if now is None else now) - float(timestamp))
+    return f"{seconds}s ago" if seconds < 120 else f"{seconds // 60}m ago"
+
+
+def workers_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no worker has reported"
+    return table(
+        ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "PROCESSED", "HEARTBEAT", "STATE"],
+        [[w["worker_id"], w["host"], w["pid"], ",".join(w["agents"]), f"{w['active']}/{w['concurrency']}",
+          w["processed"], age(w["last_heartbeat"]),
+          ("online" if w["online"] else "offline") + (" not-ready" if w["not_ready"] else "")] for w in rows],
+    )
+
+
+def queues_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no queues"
+    return table(["QUEUE", "WAITING", "IN PROGRESS", "CONSUMERS"],
+                 [[q["queue"], q["length"], q["in_progress"], q["consumers"]] for q in rows])
+
+
+def agents_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no agents"
+    return table(
+        ["AGENT", "STATUS", "WORKERS", "QUEUE", "RUNNING", "DONE", "FAILED", "REJECTED", "TASKS/MIN", "ERRORS"],
+        [[a["agent"], a["status"], f"{a['workers_ready']}/{a['workers_online']}", a["queue_length"],
+          a["in_progress"], a["tasks_completed"], a["tasks_failed"], a["tasks_rejected"],
+          a["throughput_per_minute"], f"{a['error_rate'] * 100:.1f}%"] for a in rows],
+    )
+
+
+def tasks_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no tasks"
+    return table(
+        ["UPDATED", "TASK", "AGENT", "STATE", "WAIT MS", "DURATION MS", "ERROR"],
+        [[age(t["updated_at"]), t["task_id"], t["agent"], t["state"],
+          None if t["queue_wait_ms"] is None else round(t["queue_wait_ms"]),
+          None if t["duration_ms"] is None else round(t["duration_ms"]), t["error_code"]] for t in rows],
+    )
+
+
+def errors_list(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no failed tasks recently"
+    return "\n".join(f"{age(t['updated_at'])}  {t['agent']}  {t['task_id']}  {t['error_code']}"
+                     + (f": {t['message']}" if t.get("message") else "") for t in rows)
+
+
+def checks_lines(status: str, checks: dict[str, Check]) -> str:
+    lines = [f"system: {status}"]
+    lines += [f"  {name:<16} {check.status:<10} {check.message}" for name, check in checks.items()]
+    return "\n".join(lines)
