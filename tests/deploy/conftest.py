@@ -1,0 +1,54 @@
+"""Shared by the deploy tests: the repository's deploy files, and the command-line tools they need."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.services import IN_CI
+
+
+def require_tool(name: str, why: str) -> str:
+    """The tool's path; without it the test fails under CI=true (CI must install it) and skips elsewhere."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} is not installed: {why}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def load_yaml_documents(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def repo_path(relative: str) -> Path:
+    return REPO / relative
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration such as ``1m30s`` or ``60s`` in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    total, number = 0.0, ""
+    rest = duration.strip()
+    while rest:
+        if rest[0].isdigit() or rest[0] == ".":
+            number, rest = number + rest[0], rest[1:]
+            continue
+        unit = "ms" if rest.startswith("ms") else rest[0]
+        if unit not in units or not number:
+            raise ValueError(f"not a duration: {duration!r}")
+        total, number, rest = total + float(number) * units[unit], "", rest[len(unit):]
+    if number:
+        raise ValueError(f"duration without a unit: {duration!r}")
+    return total

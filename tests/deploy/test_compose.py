@@ -1,0 +1,145 @@
+"""docker-compose.yml, checked without a Docker engine: the Compose Specification's schema and our rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+
+from agent2389.celery_app import SOFT_SHUTDOWN_S
+from agent2389.cli import build_parser
+from agent2389.config_loader import inspect_config
+from tests.deploy.conftest import load_yaml, repo_path, seconds
+
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
+AGENT2389_SERVICES = ("bridge", "worker", "web")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(repo_path("docker-compose.yml"))  # type: ignore[no-any-return]
+
+
+def mount(volume: str) -> tuple[str, str]:
+    """``source:target[:mode]`` as (source, target)."""
+    source, target, *_ = volume.split(":")
+    return source, target
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(SCHEMA)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document)]
+
+
+def test_the_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert schema_errors(compose) == []
+
+
+def test_the_schema_check_rejects_a_misspelt_key(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["worker"]["stop_grace_perod"] = "60s"
+    assert any("stop_grace_perod" in error for error in schema_errors(broken))
+
+
+def test_every_service_the_issue_names_is_there(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"mqtt-broker", "redis", "bridge", "worker", "web", "flower", "prometheus", "grafana"} <= set(services)
+    assert services["prometheus"]["profiles"] == ["monitoring"] and services["grafana"]["profiles"] == ["monitoring"]
+
+
+def test_every_file_the_compose_file_mounts_or_builds_from_exists(compose: dict[str, Any]) -> None:
+    missing = []
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source, _ = mount(volume)
+            if source.startswith("./") and not repo_path(source).exists():
+                missing.append(f"{name}: {source}")
+        build = service.get("build")
+        if build is not None:
+            context = repo_path(build["context"] if isinstance(build, dict) else build)
+            dockerfile = build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile"
+            if not (context / dockerfile).is_file():
+                missing.append(f"{name}: {context / dockerfile}")
+    assert missing == []
+
+
+def test_the_worker_can_be_scaled_and_stops_after_its_soft_shutdown(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert "container_name" not in worker, "container_name would make `--scale worker=N` fail"
+    assert seconds(worker["stop_grace_period"]) > SOFT_SHUTDOWN_S
+
+
+def test_the_bridge_is_never_replicated(compose: dict[str, Any]) -> None:
+    bridge = compose["services"]["bridge"]
+    assert bridge.get("scale", 1) == 1 and bridge.get("deploy", {}).get("replicas", 1) == 1
+
+
+def test_every_service_has_a_health_check_and_waits_for_healthy_dependencies(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services, f"{name} depends on an unknown service {dependency}"
+            assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
+
+
+def test_redis_never_evicts_celery_messages(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_agent2389_commands_and_health_checks_are_valid_command_lines(compose: dict[str, Any]) -> None:
+    parser = build_parser()
+    for name in AGENT2389_SERVICES:
+        service = compose["services"][name]
+        assert service["command"][0] == name
+        parser.parse_args(service["command"])
+        test = service["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "agent2389", "health"]
+        parser.parse_args(test[2:])
+
+
+def test_the_api_key_passes_through_from_the_environment_and_is_never_written_down(compose: dict[str, Any]) -> None:
+    for name in AGENT2389_SERVICES:
+        environment = compose["services"][name]["environment"]
+        assert "ANTHROPIC_API_KEY" in environment and environment["ANTHROPIC_API_KEY"] is None
+
+
+def test_the_mounted_agent_files_validate_and_use_the_compose_service_names(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in AGENT2389_SERVICES:
+        assert "./config/deploy:/etc/agent2389:ro" in services[name]["volumes"]
+        assert "--config" in services[name]["command"] and "/etc/agent2389" in services[name]["command"]
+        assert urlsplit(services[name]["environment"]["REDIS_URL"]).hostname in services
+    report = inspect_config(repo_path("config/deploy"), environ={"ANTHROPIC_API_KEY": "x"})
+    assert report.errors == [] and report.agents
+    assert {agent.mqtt.host for agent in report.agents} == {"mqtt-broker"}
+
+
+def test_the_web_app_is_published_on_port_8080(compose: dict[str, Any]) -> None:
+    web = compose["services"]["web"]
+    assert "8080:8080" in web["ports"]
+    assert web["command"][web["command"].index("--port") + 1] == "8080"
+
+
+def test_prometheus_scrapes_the_web_service_and_loads_our_alerts(compose: dict[str, Any]) -> None:
+    config = load_yaml(repo_path("config/prometheus/prometheus.yml"))
+    targets = [t for job in config["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    assert targets == ["web:8080"]
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "./config/prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+
+
+def test_grafana_is_provisioned_with_the_prometheus_datasource_and_our_dashboard(compose: dict[str, Any]) -> None:
+    datasource = load_yaml(repo_path("config/grafana/provisioning/datasources/prometheus.yml"))["datasources"][0]
+    assert urlsplit(datasource["url"]).hostname in compose["services"]
+    provider = load_yaml(repo_path("config/grafana/provisioning/dashboards/agent2389.yml"))["providers"][0]
+    mounts = dict(mount(volume) for volume in compose["services"]["grafana"]["volumes"])
+    dashboard_target = mounts["./config/grafana/agent2389-dashboard.json"]
+    assert Path(dashboard_target).parent == Path(provider["options"]["path"])
