@@ -58,9 +58,10 @@ class FileReadTool:
         assert self._root is not None, "initialize() was not called"
         relative = self._root.relative(str(parameters["path"]))
         fd = self._root.open(relative, os.O_RDONLY)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ToolExecutionError(f"'{relative}' is not a regular file")
         with os.fdopen(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise ToolExecutionError(f"'{relative}' is not a regular file")
             data = file.read(self._max_bytes + 1)
         if len(data) > self._max_bytes:
             raise ToolExecutionError(f"'{relative}' is larger than the {self._max_bytes} bytes this tool reads")
@@ -132,9 +133,10 @@ class FileWriteTool:
     def _append(self, relative: PurePosixPath, data: bytes) -> str:
         assert self._root is not None
         fd = self._root.open(relative, os.O_WRONLY | os.O_APPEND | os.O_CREAT, create_dirs=self._create_dirs)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ToolExecutionError(f"'{relative}' is not a regular file")
         with os.fdopen(fd, "ab") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise ToolExecutionError(f"'{relative}' is not a regular file")
             if os.fstat(file.fileno()).st_size + len(data) > self._max_bytes:
                 raise ToolExecutionError(f"'{relative}' would grow past the {self._max_bytes} bytes this tool writes")
             file.write(data)

@@ -51,6 +51,7 @@ class BraveSearch:
             with urllib.request.urlopen(request, timeout=self._timeout_s) as response:  # noqa: S310
                 payload = json.loads(response.read(MAX_RESPONSE_BYTES))
         except urllib.error.HTTPError as exc:
+            exc.close()
             raise _status_error(exc.code) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             raise RetryableToolError(f"the search provider could not be reached ({type(exc).__name__})") from None
