@@ -106,9 +106,60 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up_arguments(parser: argparse.ArgumentParser) -> None:
+    config_argument(parser)
+    parser.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    parser.add_argument("--concurrency", type=int, default=100, metavar="N",
+                        help="tasks each worker process runs at once (default 100)")
+    parser.add_argument("--port", type=int, default=None, help="web app port (default HEALTH_PORT or 8080)")
+    parser.add_argument("--no-embedded", action="store_true",
+                        help="never start a local Redis or MQTT broker, even when none answers")
+
+
+def _broker_argument(parser: argparse.ArgumentParser) -> None:
+    config_argument(parser)
+    parser.add_argument("--broker", metavar="URL", help="MQTT broker (default: the config's, MQTT_URL, or "
+                        "mqtt://localhost:1883)")
+
+
+def _inject_arguments(parser: argparse.ArgumentParser) -> None:
+    _broker_argument(parser)
+    parser.add_argument("--agent", required=True, help="the agent to send the task to")
+    parser.add_argument("text", nargs="?", default=None, help="the task's input, as text")
+    parser.add_argument("--input", metavar="JSON", help="the task's input as a JSON value (instead of text)")
+    parser.add_argument("--instruction", help="the task's instruction")
+    parser.add_argument("--conversation-id", metavar="C", help="conversation id (default: a new one)")
+    parser.add_argument("--next", metavar="B,C", help="agents that process the answer in turn (a pipeline)")
+    parser.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds and print the answer")
+    parser.add_argument("--json", action="store_true", help="print the answer as the raw JSON message")
+
+
+def _monitor_arguments(parser: argparse.ArgumentParser) -> None:
+    _broker_argument(parser)
+    parser.add_argument("--agent", help="only this agent's traffic (default: every agent)")
+    parser.add_argument("--format", choices=("pretty", "json"), default="pretty")
+    parser.add_argument("--count", type=int, default=None, help="exit after N messages")
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from agent2389.up import run_up as up
+
+    settings = load_settings(args)
+    args.port = args.port or settings.web_port
+    if args.workers < 1 or args.concurrency < 1:
+        raise ConfigError("--workers and --concurrency must be at least 1")
+    return up(args, settings)
+
+
 COMMANDS = [
     Command("validate", "check agent configuration files and report every problem", config_argument,
             "agent2389.cli:run_validate"),
+    Command("up", "run the bridge, workers and web app in the foreground (development and demos)",
+            _up_arguments, "agent2389.cli:run_up"),
+    Command("inject", "publish a task to an agent and, with --wait, print its answer", _inject_arguments,
+            "agent2389.mqtt_tools:run_inject"),
+    Command("monitor", "print agents' status, input, progress and conversation traffic as it happens",
+            _monitor_arguments, "agent2389.mqtt_tools:run_monitor"),
 ]
 
 if __name__ == "__main__":

@@ -37,6 +37,9 @@ class Settings:
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         agents = tuple(load_agents(config_path)) if config_path is not None else ()
+        protocol = env.get("AGENT2389_MQTT_PROTOCOL")
+        if protocol:
+            agents = tuple(_with_protocol(agent, protocol) for agent in agents)
         try:
             return cls(
                 agents=agents,
@@ -62,3 +65,10 @@ class Settings:
 
     def secret_env_names(self) -> set[str]:
         return {name for agent in self.agents for name in agent.referenced_env_vars()}
+
+
+def _with_protocol(agent: AgentConfig, protocol: str) -> AgentConfig:
+    """The agent with its MQTT protocol overridden (``up`` needs this with an MQTT 3.1.1-only broker)."""
+    if protocol not in ("5", "3.1.1"):
+        raise ConfigError(f"AGENT2389_MQTT_PROTOCOL must be 5 or 3.1.1, not {protocol!r}")
+    return agent.model_copy(update={"mqtt": agent.mqtt.model_copy(update={"protocol": protocol})})

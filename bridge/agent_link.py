@@ -35,6 +35,7 @@ class AgentLink:
         self.connection_failures = 0
         self.messages_received = 0
         self.connected_since: float | None = None
+        self._stopping = False
         self.on_connection_change: Callable[[AgentLink], None] = lambda link: None
         self.client = make_client(agent.mqtt, client_id, persistent=True, manual_ack=True)
         self.client.will_set(status_topic(agent.id), self._status_payload("unavailable", 0), qos=1, retain=True)
@@ -52,6 +53,7 @@ class AgentLink:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Publish retained ``unavailable``, then disconnect cleanly (no Last Will)."""
+        self._stopping = True
         if self.connected:
             info = self.publish_status("unavailable", 0)
             try:
@@ -100,7 +102,7 @@ class AgentLink:
     def _disconnected(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         was_connected = self.connected
         self.connected, self.subscribed, self.connected_since = False, False, None
-        if was_connected:
+        if was_connected and not self._stopping:
             self.connection_attempts += 1
             log.warning("MQTT connection for %s lost (%s); reconnecting", self.agent.id, reason)
         self.on_connection_change(self)

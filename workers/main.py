@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 
+import celery.apps.worker
 from celery.signals import worker_ready
 
 from agent2389.celery_app import create_celery
@@ -22,7 +23,14 @@ log = logging.getLogger("agent2389.workers")
 DEFAULT_CONCURRENCY = 100
 
 
+def _say_through_logging(msg: str, f: object = None) -> None:
+    log.info("%s", msg.strip())
+
+
 def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
+    # Celery prints shutdown notices straight to the terminal; every line we write must be a log line
+    # (JSON by default), or the runbook's `kubectl logs | jq` queries stop at the first plain one.
+    celery.apps.worker.safe_say = _say_through_logging
     runtime = WorkerRuntime(settings, concurrency)
     serving = runtime.prepare()
     if not serving:
