@@ -179,6 +179,12 @@ def make_server(settings: Settings, port: int | None = None, host: str = "0.0.0.
     return server
 
 
+def stop_server(server: Server) -> None:
+    """Stop a server made by :func:`make_server` from another thread; its ``run()`` then returns."""
+    server.task_dispatcher.shutdown()
+    server.close()
+
+
 def serve(settings: Settings, port: int | None = None, host: str = "0.0.0.0") -> None:  # noqa: S104
     """Serve until interrupted (Ctrl-C or SIGTERM ends the process)."""
     server = make_server(settings, port, host)

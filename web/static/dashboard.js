@@ -4,6 +4,7 @@
   var panels = document.getElementById("panels");
   var updated = document.getElementById("updated");
   var seconds = Number(panels.dataset.pollSeconds) || 3;
+  var refreshes = 0;
 
   function refresh() {
     fetch("/dashboard/panels", { credentials: "same-origin", cache: "no-store" })
@@ -13,6 +14,8 @@
       })
       .then(function (html) {
         panels.innerHTML = html;
+        refreshes += 1;
+        panels.dataset.refreshes = String(refreshes);
         updated.textContent = "updated " + new Date().toLocaleTimeString();
         updated.dataset.stale = "false";
       })
