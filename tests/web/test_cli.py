@@ -1,0 +1,72 @@
+import json
+
+import pytest
+
+from agent2389.cli import main
+from tests.services import free_port
+from tests.web.conftest import System
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("AGENT2389_KEY_PREFIX", key_prefix)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_inspect_workers_prints_one_row_per_worker(capsys: pytest.CaptureFixture[str], system: System) -> None:
+    system.worker("w1", agents=("echo",), active=1, processed=5)
+    system.worker("w2", agents=("writer",), age_s=60)
+    code, out = run(capsys, "inspect", "workers")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split() == ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "PROCESSED", "HEARTBEAT",
+                                              "STATE"]
+    assert lines[2].split()[:5] == ["w1", "host-w1", "1002", "echo", "1/4"] and lines[2].endswith("online")
+    assert lines[3].endswith("offline")
+
+
+def test_inspect_queues_and_agents_as_json(capsys: pytest.CaptureFixture[str], system: System) -> None:
+    system.bridge()
+    system.worker("w1")
+    system.queue("echo", 2)
+    system.task("echo", "t1", 0.1)
+    code, out = run(capsys, "inspect", "queues", "--json")
+    assert code == 0 and {q["queue"]: q["length"] for q in json.loads(out)}["agent.echo"] == 2
+    code, out = run(capsys, "inspect", "agents", "--json")
+    echo = {a["agent"]: a for a in json.loads(out)}["echo"]
+    assert (echo["tasks_completed"], echo["status"]) == (1, "available")
+
+
+def test_inspect_tasks_filters_like_the_api(capsys: pytest.CaptureFixture[str], system: System) -> None:
+    system.task("echo", "t-ok", 0.1)
+    system.task("echo", "t-bad", 0.1, error_code="llm_error")
+    code, out = run(capsys, "inspect", "tasks", "--state", "failed")
+    assert code == 0 and "t-bad" in out and "llm_error" in out and "t-ok" not in out
+    assert run(capsys, "inspect", "tasks", "--limit", "0")[0] == 2
+
+
+def test_status_is_one_screen_and_exits_zero_only_when_healthy(capsys: pytest.CaptureFixture[str],
+                                                              system: System) -> None:
+    system.healthy()
+    system.task("echo", "t-bad", 0.1, error_code="llm_error")
+    code, out = run(capsys, "status")
+    assert code == 0 and out.startswith("system: healthy")
+    for section in ("AGENTS", "WORKERS", "QUEUES", "LAST ERRORS"):
+        assert f"\n{section}\n" in out
+    assert "t-bad  llm_error: the model is overloaded" in out
+    system.presence.leave("w1")
+    code, out = run(capsys, "status")
+    assert code == 1 and out.startswith("system: unhealthy")
+
+
+def test_status_and_inspect_report_a_dead_redis_plainly(capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    code, out = run(capsys, "status")
+    assert code == 1 and "redis            unhealthy  Redis did not answer" in out
+    assert main(["inspect", "workers"]) == 1
+    assert "Redis did not answer" in capsys.readouterr().err
