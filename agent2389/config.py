@@ -72,7 +72,7 @@ class MqttSection(_Section):
 
 class LlmSection(_Section):
     provider: Literal["anthropic", "echo", "openai"] = "anthropic"
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"
     api_key_env: str | None = "ANTHROPIC_API_KEY"
     system_prompt: str = "You are a helpful agent."
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)

@@ -15,4 +15,9 @@ def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None) -> Runn
     """The runner for ``agent``'s configured provider (not yet verified: call ``verify``)."""
     if agent.llm.provider == "echo":
         return EchoRunner(agent)
+    if agent.llm.provider == "anthropic":
+        # Imported here: the SDK takes seconds to import, and echo-only deployments never need it.
+        from workers.llm.anthropic_runner import AnthropicRunner
+
+        return AnthropicRunner(agent, stats)
     raise ConfigError(f"LLM provider {agent.llm.provider!r} is not available in this build")

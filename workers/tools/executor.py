@@ -23,6 +23,7 @@ from jsonschema.exceptions import SchemaError
 
 from agent2389.config import AgentConfig, ToolSpec
 from agent2389.errors import ToolExecutionError, ToolTimeoutError
+from agent2389.sanitize import sanitize_error_message
 from agent2389.stats import StatsRecorder
 from workers.tools.base import ToolDescription
 from workers.tools.pool import ToolPool
@@ -91,14 +92,15 @@ class ToolExecutor:
             validators[name] = Draft202012Validator(schema)
         self._descriptions, self._validators = descriptions, validators
 
-    def run_all(self, calls: Sequence[ToolCall]) -> list[ToolOutcome]:
+    def run_all(self, calls: Sequence[ToolCall], task_id: str | None = None) -> list[ToolOutcome]:
         """Outcomes in the order of ``calls``; calls asked for in one turn run at the same time."""
         if len(calls) <= 1:
-            return [self.run(call) for call in calls]
+            return [self.run(call, task_id) for call in calls]
         with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="tool-call") as executor:
-            return list(executor.map(self.run, calls))
+            return list(executor.map(lambda call: self.run(call, task_id), calls))
 
-    def run(self, call: ToolCall) -> ToolOutcome:
+    def run(self, call: ToolCall, task_id: str | None = None) -> ToolOutcome:
+        """Run one call (``task_id`` puts it on the task's timeline); never raises for the call's own failures."""
         rejection = self._rejection(call)
         if rejection is not None:
             log.info("tool call refused: %s", rejection)
@@ -106,7 +108,7 @@ class ToolExecutor:
         spec = self._specs[call.name]
         attempts = spec.retries + 1
         for attempt in range(attempts):
-            reply = self._attempt(call, spec)
+            reply = self._attempt(call, spec, task_id)
             if reply.ok:
                 return ToolOutcome(_as_text(reply.result), is_error=False)
             if not reply.retryable or attempt == attempts - 1:
@@ -131,7 +133,7 @@ class ToolExecutor:
             return f"invalid parameters for tool {call.name!r}: {where}: {errors[0].message}"[:1000]
         return None
 
-    def _attempt(self, call: ToolCall, spec: ToolSpec) -> Reply:
+    def _attempt(self, call: ToolCall, spec: ToolSpec, task_id: str | None) -> Reply:
         started = time.monotonic()
         outcome = "failed"
         try:
@@ -147,7 +149,8 @@ class ToolExecutor:
         duration = time.monotonic() - started
         log.info("tool %s %s in %.3f s", call.name, outcome, duration)
         if self._stats is not None:
-            self._stats.tool_call(self._agent_id, call.name, duration, outcome)
+            error = None if reply.ok else sanitize_error_message(reply.error)
+            self._stats.tool_call(self._agent_id, call.name, duration, outcome, task_id=task_id, error=error)
         return reply
 
 
