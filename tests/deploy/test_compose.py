@@ -143,3 +143,21 @@ def test_grafana_is_provisioned_with_the_prometheus_datasource_and_our_dashboard
     mounts = dict(mount(volume) for volume in compose["services"]["grafana"]["volumes"])
     dashboard_target = mounts["./config/grafana/agent2389-dashboard.json"]
     assert Path(dashboard_target).parent == Path(provider["options"]["path"])
+
+
+def test_the_tls_override_mounts_certificates_where_broker_and_agents_expect_them() -> None:
+    override = load_yaml(repo_path("docker-compose.tls.yml"))
+    assert schema_errors(override) == []
+    broker_mounts = dict(mount(volume) for volume in override["services"]["mqtt-broker"]["volumes"])
+    conf_source = next(source for source, target in broker_mounts.items() if target.endswith("mosquitto.conf"))
+    conf = repo_path(conf_source).read_text(encoding="utf-8")
+    wanted = {line.split()[1] for line in conf.splitlines() if line.split()[:1] in (["certfile"], ["keyfile"])}
+    assert wanted <= set(broker_mounts.values())
+    for name in AGENT2389_SERVICES:
+        mounts = dict(mount(volume) for volume in override["services"][name]["volumes"])
+        agents_dir = next(source for source, target in mounts.items() if target == "/etc/agent2389")
+        report = inspect_config(repo_path(agents_dir), environ={})
+        assert report.errors == [] and {a.mqtt.tls for a in report.agents} == {True}
+        assert {a.mqtt.ca_file for a in report.agents} <= set(mounts.values())
+        # certs/ is made by scripts/generate-certs.sh; everything else must be in the repository
+        assert all(repo_path(source).exists() for source in mounts if not source.startswith("./certs/"))

@@ -72,7 +72,7 @@ def test_the_runtime_runs_as_the_same_non_root_uid_that_kubernetes_expects() -> 
     uid = users[-1].split(":")[0]
     assert uid.isdigit() and int(uid) != 0
     for name in ("bridge", "worker", "web"):
-        docs = load_yaml_documents(repo_path(f"k8s/{name}.yaml").read_text(encoding="utf-8"))
+        docs = load_yaml_documents(repo_path(f"k8s/base/{name}.yaml").read_text(encoding="utf-8"))
         (deployment,) = [doc for doc in docs if doc["kind"] == "Deployment"]
         assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == int(uid)
 

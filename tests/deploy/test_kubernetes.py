@@ -223,3 +223,32 @@ def test_the_prometheus_rule_passes_promtool(tmp_path: Path) -> None:
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}), encoding="utf-8")
     result = subprocess.run([promtool, "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_tls_overlay_validates_and_wires_the_certificates_to_broker_and_agents(tmp_path: Path) -> None:
+    manifests = kustomize("k8s/tls")
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSIONS[-1], strict=True)
+    broker = pod_spec(find(manifests, "Deployment", "mqtt-broker"))
+    volumes = {v["name"]: v for v in broker["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "mosquitto-tls-config"
+    conf = find(manifests, "ConfigMap", "mosquitto-tls-config")["data"]["mosquitto.conf"]
+    assert conf == repo_path("config/mosquitto/tls/mosquitto.conf").read_text(encoding="utf-8")
+    mounted = {f"/mosquitto/certs/{item['path']}" for item in volumes["certs"]["secret"]["items"]}
+    wanted = {line.split()[1] for line in conf.splitlines() if line.split()[:1] in (["certfile"], ["keyfile"])}
+    assert mounted == wanted and volumes["certs"]["secret"]["secretName"] == "mqtt-tls"
+    data = find(manifests, "ConfigMap", "agent-config-tls")["data"]
+    assert data == {p.name: p.read_text(encoding="utf-8") for p in repo_path("config/deploy/tls").glob("*.toml")}
+    for name, text in data.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    report = inspect_config(tmp_path, environ={})
+    assert report.errors == [] and {a.mqtt.tls for a in report.agents} == {True}
+    for name in ("bridge", "worker", "web"):
+        spec = pod_spec(find(manifests, "Deployment", name))
+        ca_volume = next(v for v in spec["volumes"] if v.get("secret", {}).get("secretName") == "mqtt-tls")
+        mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == ca_volume["name"])
+        ca_files = {f"{mount['mountPath']}/{item['path']}" for item in ca_volume["secret"]["items"]}
+        assert {agent.mqtt.ca_file for agent in report.agents} <= ca_files
+        assert {v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "agent-config"} == {"agent-config-tls"}
+    policy = find(manifests, "NetworkPolicy", "mqtt-broker-from-anywhere")
+    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [8883]

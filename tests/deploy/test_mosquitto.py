@@ -33,7 +33,7 @@ def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | N
         # enter pytest's private temporary folders; in the container the files are mounted readable.
         text += "\nuser root\n"
     (tmp_path / "data").mkdir(exist_ok=True)
-    path = tmp_path / conf
+    path = tmp_path / Path(conf).name
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -95,7 +95,7 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_tls_broker_accepts_clients_that_trust_our_ca_and_check_its_name(certs: Path, tmp_path: Path) -> None:
     tls_port, plain_port = free_port(), free_port()
-    config = local_copy("mosquitto-tls.conf", tmp_path, {8883: tls_port, 1883: plain_port}, certs)
+    config = local_copy("tls/mosquitto.conf", tmp_path, {8883: tls_port, 1883: plain_port}, certs)
     with running_broker(config, tls_port, tmp_path):
         assert connects(MqttSection(broker_url=f"mqtts://localhost:{tls_port}", ca_file=str(certs / "ca.crt")))
         assert connects(MqttSection(broker_url=f"mqtt://127.0.0.1:{plain_port}"))
@@ -105,7 +105,7 @@ def test_the_tls_broker_is_refused_by_clients_that_trust_another_ca(certs: Path,
     other = tmp_path / "other"
     assert generate_certs(other).returncode == 0
     tls_port, plain_port = free_port(), free_port()
-    config = local_copy("mosquitto-tls.conf", tmp_path, {8883: tls_port, 1883: plain_port}, certs)
+    config = local_copy("tls/mosquitto.conf", tmp_path, {8883: tls_port, 1883: plain_port}, certs)
     with running_broker(config, tls_port, tmp_path):
         # The same context agent2389.mqtt builds; checked without paho, which leaves the socket of a
         # failed handshake to the garbage collector (a ResourceWarning, an error under pytest).
