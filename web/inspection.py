@@ -99,30 +99,47 @@ class TaskQuery:
     limit: int = 50
 
 
-def summarize(task_id: str, events: list[dict[str, Any]]) -> dict[str, Any]:
-    """One line about a task from its timeline: where it is and how long each part took."""
+def summarize(task_id: str, events: list[dict[str, Any]], agent: str | None = None) -> dict[str, Any] | None:
+    """One line about a task: where it is and how long each part took.
+
+    A pipeline keeps its task id from agent to agent, so one timeline holds one hop per agent. The
+    line describes ``agent``'s hop (None when that agent never saw the task), else the latest hop.
+    """
     ordered = sorted(events, key=lambda e: float(e.get("at", 0)))
+    hops: dict[str, list[dict[str, Any]]] = {}
+    for event in ordered:
+        hops.setdefault(str(event.get("agent", "")), []).append(event)
+    if agent is not None and agent not in hops:
+        return None
+    current = agent if agent is not None else (list(hops)[-1] if hops else "")
+    summary = _hop(hops.get(current, []))
+    return {
+        "task_id": task_id,
+        "agent": current or None,
+        "conversation_id": next((e["conversation_id"] for e in ordered if e.get("conversation_id")), None),
+        **summary,
+        "pipeline": [{"agent": name, "state": _hop(steps)["state"]} for name, steps in hops.items()],
+        "updated_at": float(ordered[-1]["at"]) if ordered else None,
+    }
+
+
+def _hop(ordered: list[dict[str, Any]]) -> dict[str, Any]:
     first = {e["event"]: float(e["at"]) for e in reversed(ordered) if "event" in e and "at" in e}
     last = {e["event"]: e for e in ordered if "event" in e}
     state = next((e["event"] for e in reversed(ordered) if e.get("event") in STATES), "unknown")
     finished = last.get(state) if state in ("completed", "failed") else None
     arrived = first.get("received", first.get("queued"))
-    started = float(last["started"]["at"]) if "started" in last else None
     return {
-        "task_id": task_id,
-        "agent": next((e["agent"] for e in ordered if e.get("agent")), None),
-        "conversation_id": next((e["conversation_id"] for e in ordered if e.get("conversation_id")), None),
         "state": state,
         "attempts": sum(1 for e in ordered if e.get("event") == "started"),
         "received_at": arrived,
-        "started_at": started,
+        "started_at": float(last["started"]["at"]) if "started" in last else None,
         "finished_at": float(finished["at"]) if finished else None,
         "queue_wait_ms": round((first["started"] - arrived) * 1000, 3) if arrived and "started" in first else None,
         "duration_ms": finished.get("duration_ms") if finished else None,
         "error_code": finished.get("error_code") if finished else None,
         "llm_calls": sum(1 for e in ordered if e.get("event") == "llm_call"),
         "tool_calls": sum(1 for e in ordered if e.get("event") == "tool_call"),
-        "updated_at": float(ordered[-1]["at"]) if ordered else None,
     }
 
 
@@ -157,10 +174,8 @@ def tasks(client: redis.Redis, keys: Keys, query: TaskQuery) -> list[dict[str, A
         for task_id, raw in zip(ids, pipe.execute(), strict=True):
             if not raw:
                 continue
-            summary = summarize(task_id, _parse(raw))
-            if query.agent and summary["agent"] != query.agent:
-                continue
-            if query.state and summary["state"] != query.state:
+            summary = summarize(task_id, _parse(raw), query.agent)
+            if summary is None or (query.state and summary["state"] != query.state):
                 continue
             found.append(summary)
     return found[: query.limit]
@@ -173,7 +188,7 @@ def timeline(client: redis.Redis, keys: Keys, task_id: str) -> dict[str, Any] | 
     ordered = sorted(events, key=lambda e: float(e.get("at", 0)))
     origin = float(ordered[0].get("at", 0))
     steps = [{**e, "offset_ms": round((float(e.get("at", origin)) - origin) * 1000, 3)} for e in ordered]
-    return {**summarize(task_id, events), "events": steps}
+    return {**(summarize(task_id, events) or {}), "events": steps}
 
 
 def last_errors(client: redis.Redis, keys: Keys, limit: int = 5) -> list[dict[str, Any]]:

@@ -132,3 +132,14 @@ def test_with_a_token_set_inspection_needs_the_bearer_token(guarded: Flask, syst
 def test_with_a_token_set_health_and_metrics_stay_open(guarded: Flask, system: System, path: str) -> None:
     system.healthy()
     assert guarded.test_client().get(path).status_code == 200
+
+
+def test_a_pipeline_task_is_one_row_with_a_hop_per_agent(client: FlaskClient, system: System) -> None:
+    system.task("echo", "p1", 0.1)
+    system.task("writer", "p1", 0.3, error_code="llm_error")
+    [task] = client.get("/api/tasks").get_json()["tasks"]
+    assert (task["agent"], task["state"], task["attempts"], task["duration_ms"]) == ("writer", "failed", 1, 300.0)
+    assert task["pipeline"] == [{"agent": "echo", "state": "completed"}, {"agent": "writer", "state": "failed"}]
+    [echo_hop] = client.get("/api/tasks?agent=echo").get_json()["tasks"]
+    assert (echo_hop["agent"], echo_hop["state"], echo_hop["duration_ms"]) == ("echo", "completed", 100.0)
+    assert client.get("/api/tasks?agent=echo&state=failed").get_json()["tasks"] == []
