@@ -70,7 +70,11 @@ class ToolExecutor:
         """Initialize every tool; ToolExecutionError says which one cannot be used, and why."""
         with self._starting:
             if not self._validators and self._specs:
-                self._start()
+                try:
+                    self._start()
+                except BaseException:
+                    self._pool.stop_idle()
+                    raise
 
     def _start(self) -> None:
         for name in self._specs:

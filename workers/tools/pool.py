@@ -62,6 +62,15 @@ class ToolPool:
         with self._changed:
             return [process.pid for process in self._idle]
 
+    def stop_idle(self) -> None:
+        """Stop the processes not in use; new ones start when needed (after a failed start, say)."""
+        with self._changed:
+            idle, self._idle = self._idle, []
+            self._live -= len(idle)
+            self._changed.notify_all()
+        for process in idle:
+            process.close()
+
     def close(self) -> None:
         with self._changed:
             self._closed = True

@@ -170,6 +170,7 @@ def test_a_tool_that_cannot_start_keeps_the_agent_from_starting_and_says_why(
         executor.start()
 
     assert message in str(raised.value)
+    assert executor._pool.pids() == []
 
 
 def test_calls_asked_for_in_one_turn_run_at_the_same_time(executor_for: MakeExecutor) -> None:
