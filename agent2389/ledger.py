@@ -2,6 +2,8 @@
 
 One key per delivery fingerprint (task id + remaining pipeline) holds the task's state:
 
+- ``claiming``: a bridge is enqueueing it (expires in a minute if that bridge dies); another delivery
+  waits until the claim is confirmed or expires, so a crash between claim and enqueue loses nothing.
 - ``queued``: the bridge enqueued it; another delivery of the same envelope is a duplicate.
 - an attempt count: each time a worker starts on it; a redelivery after a worker died runs it again.
 - ``done``: its answer was published; any later delivery is a duplicate.
@@ -18,16 +20,33 @@ import redis
 
 from agent2389.keys import Keys
 
-QUEUED, DONE, FAILED = "queued", "done", "failed"
+CLAIMING, QUEUED, DONE, FAILED = "claiming", "queued", "done", "failed"
+NEW, PENDING, DUPLICATE = "new", "pending", "duplicate"
+CLAIM_TTL_S = 60
 
-# Returns 1 when the caller may enqueue: the fingerprint is new, or its last visit failed.
+# The caller may enqueue ("new") when the fingerprint is unknown or its last visit failed.
 _CLAIM = """
 local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'failed' then return 0 end
+if state == 'claiming' then return 'pending' end
+if state and state ~= 'failed' then return 'duplicate' end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0)
+redis.call('HSET', KEYS[1], 'state', 'claiming', 'attempts', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 1
+return 'new'
+"""
+
+# Only a claim still in progress becomes "queued": a worker may already have finished the task.
+_CONFIRM = """
+if redis.call('HGET', KEYS[1], 'state') == 'claiming' then
+  redis.call('HSET', KEYS[1], 'state', 'queued')
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 0
+"""
+
+_UNCLAIM = """
+if redis.call('HGET', KEYS[1], 'state') == 'claiming' then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 
@@ -50,14 +69,21 @@ class TaskLedger:
         self._keys = keys
         self._ttl_s = ttl_s
         self._claim = client.register_script(_CLAIM)
+        self._confirm = client.register_script(_CONFIRM)
+        self._unclaim = client.register_script(_UNCLAIM)
 
-    def claim(self, fingerprint: str) -> bool:
-        """True when this delivery is new and the caller must enqueue it; False for a duplicate."""
-        return bool(self._claim(keys=[self._keys.ledger(fingerprint)], args=[self._ttl_s]))
+    def claim(self, fingerprint: str) -> str:
+        """``new`` (enqueue it, then ``confirm``), ``duplicate`` (drop it) or ``pending`` (ask again later)."""
+        result = self._claim(keys=[self._keys.ledger(fingerprint)], args=[CLAIM_TTL_S])
+        return result.decode() if isinstance(result, bytes) else str(result)
+
+    def confirm(self, fingerprint: str) -> None:
+        """The claimed delivery is on its queue: remember it for the full time-to-live."""
+        self._confirm(keys=[self._keys.ledger(fingerprint)], args=[self._ttl_s])
 
     def unclaim(self, fingerprint: str) -> None:
         """Forget a claim whose enqueue failed, so the redelivered message is not taken for a duplicate."""
-        self._redis.delete(self._keys.ledger(fingerprint))
+        self._unclaim(keys=[self._keys.ledger(fingerprint)])
 
     def begin(self, fingerprint: str) -> Visit:
         """Record one more attempt and return what earlier attempts left behind."""

@@ -15,8 +15,9 @@ import paho.mqtt.client as paho
 import redis
 from kombu.exceptions import OperationalError
 
+from agent2389.envelope import TaskEnvelope
 from agent2389.errors import ServiceUnavailableError
-from agent2389.ledger import TaskLedger
+from agent2389.ledger import DUPLICATE, PENDING, TaskLedger
 from agent2389.logs import log_fields, span
 from agent2389.mqtt import wait_for_puback
 from agent2389.stats import StatsRecorder
@@ -25,6 +26,12 @@ from bridge.enqueue import Enqueuer
 from bridge.intake import Accepted, Rejected, depth_error, examine
 
 log = logging.getLogger("agent2389.bridge.intake")
+
+
+class ClaimPendingError(ServiceUnavailableError):
+    """Another bridge claimed this delivery and has not confirmed it yet: wait, never drop."""
+
+
 _RETRYABLE = (redis.RedisError, OperationalError, ConnectionError, OSError, ServiceUnavailableError)
 _STOP = object()
 PUBLISH_TIMEOUT_S = 10.0
@@ -37,6 +44,10 @@ class Dispatcher:
         self._enqueuer = enqueuer
         self._stats = stats
         self._inbox: queue.Queue[object] = queue.Queue()
+        # What this dispatcher's own retries of a message must not redo: deliveries it claimed but could
+        # not enqueue yet (never wait on its own claim), and ones it enqueued but could not confirm.
+        self._claimed: set[str] = set()
+        self._enqueued: set[str] = set()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"dispatch-{link.agent.id}", daemon=True)
 
@@ -98,22 +109,38 @@ class Dispatcher:
     def _accept(self, message: paho.MQTTMessage, decision: Accepted) -> None:
         agent, envelope = self._link.agent, decision.envelope
         fingerprint = envelope.pipeline_fingerprint()
-        if not self._ledger.claim(fingerprint):
-            self._reject(message, Rejected("duplicate", "discarded a duplicate delivery of a task"))
-            return
-        too_deep = depth_error(agent, envelope)
-        if too_deep is not None:
-            self._reject(message, too_deep)
-            self._ledger.finish(fingerprint, failed=True)
-            return
+        if fingerprint not in self._enqueued:
+            if fingerprint not in self._claimed:
+                claim = self._ledger.claim(fingerprint)
+                if claim == DUPLICATE:
+                    self._reject(message, Rejected("duplicate", "discarded a duplicate delivery of a task"))
+                    return
+                if claim == PENDING:
+                    raise ClaimPendingError("another delivery of this task is being queued")
+                self._claimed.add(fingerprint)
+            too_deep = depth_error(agent, envelope)
+            if too_deep is not None:
+                self._reject(message, too_deep)
+                self._ledger.finish(fingerprint, failed=True)
+                self._claimed.discard(fingerprint)
+                return
+            self._enqueue(fingerprint, envelope)
+        self._ledger.confirm(fingerprint)
+        self._enqueued.discard(fingerprint)
+        self._link.ack(message)
+
+    def _enqueue(self, fingerprint: str, envelope: TaskEnvelope) -> None:
+        agent_id = self._link.agent.id
         started = time.perf_counter()
         try:
-            celery_id = self._enqueuer.enqueue(agent.id, envelope)
+            celery_id = self._enqueuer.enqueue(agent_id, envelope)
         except Exception:
             self._ledger.unclaim(fingerprint)
+            self._claimed.discard(fingerprint)
             raise
-        self._link.ack(message)
-        self._stats.task_event(envelope.task_id, agent.id, "queued", celery_id=celery_id,
+        self._claimed.discard(fingerprint)
+        self._enqueued.add(fingerprint)
+        self._stats.task_event(envelope.task_id, agent_id, "queued", celery_id=celery_id,
                                conversation_id=envelope.conversation_id)
         log.info("task queued", extra=log_fields(depth=envelope.depth,
                                                  enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))

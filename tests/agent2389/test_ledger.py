@@ -1,39 +1,52 @@
 import redis
 
 from agent2389.keys import Keys
-from agent2389.ledger import TaskLedger
+from agent2389.ledger import CLAIM_TTL_S, DUPLICATE, NEW, PENDING, TaskLedger
 
 
 def ledger(redis_client: redis.Redis, key_prefix: str) -> TaskLedger:
     return TaskLedger(redis_client, Keys(key_prefix), ttl_s=60)
 
 
-def test_the_first_delivery_is_claimed_and_the_second_is_a_duplicate(redis_client: redis.Redis,
-                                                                     key_prefix: str) -> None:
+def test_the_first_delivery_is_new_and_after_its_enqueue_the_second_is_a_duplicate(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
     book = ledger(redis_client, key_prefix)
-    assert book.claim("t:1") is True
-    assert book.claim("t:1") is False
+    assert book.claim("t:1") == NEW
+    book.confirm("t:1")
+    assert book.claim("t:1") == DUPLICATE
+
+
+def test_a_delivery_claimed_but_not_yet_queued_makes_the_next_one_wait_not_vanish(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    book = ledger(redis_client, key_prefix)
+    book.claim("t:1")
+    assert book.claim("t:1") == PENDING
+    assert 0 < redis_client.ttl(Keys(key_prefix).ledger("t:1")) <= CLAIM_TTL_S
 
 
 def test_a_failed_task_may_be_published_again(redis_client: redis.Redis, key_prefix: str) -> None:
     book = ledger(redis_client, key_prefix)
     book.claim("t:1")
+    book.confirm("t:1")
     book.finish("t:1", failed=True)
-    assert book.claim("t:1") is True
+    assert book.claim("t:1") == NEW
 
 
 def test_a_done_task_stays_a_duplicate(redis_client: redis.Redis, key_prefix: str) -> None:
     book = ledger(redis_client, key_prefix)
     book.claim("t:1")
     book.finish("t:1", failed=False)
-    assert book.claim("t:1") is False and book.begin("t:1").finished
+    book.confirm("t:1")
+    assert book.claim("t:1") == DUPLICATE and book.begin("t:1").finished
 
 
 def test_an_unclaimed_delivery_is_new_again(redis_client: redis.Redis, key_prefix: str) -> None:
     book = ledger(redis_client, key_prefix)
     book.claim("t:1")
     book.unclaim("t:1")
-    assert book.claim("t:1") is True
+    assert book.claim("t:1") == NEW
 
 
 def test_each_begin_counts_an_attempt_and_sees_the_kept_outcome(redis_client: redis.Redis, key_prefix: str) -> None:
@@ -48,4 +61,5 @@ def test_each_begin_counts_an_attempt_and_sees_the_kept_outcome(redis_client: re
 def test_ledger_keys_expire(redis_client: redis.Redis, key_prefix: str) -> None:
     book = ledger(redis_client, key_prefix)
     book.claim("t:1")
+    book.confirm("t:1")
     assert 0 < redis_client.ttl(Keys(key_prefix).ledger("t:1")) <= 60
