@@ -1,7 +1,8 @@
 """The ``file_read`` and ``file_write`` builtins: UTF-8 text files under a configured ``root`` only.
 
-Config: ``root`` (required, an existing directory) and ``max_bytes`` (1 MiB by default); ``file_write``
-also takes ``create_dirs`` (true). Paths are relative to the root; see :mod:`confined` for what is refused.
+Config: ``root`` (required: an existing directory, or one ``create_root = true`` creates; a relative root
+is relative to the worker's working directory) and ``max_bytes`` (1 MiB by default); ``file_write`` also
+takes ``create_dirs`` (true). Paths are relative to the root; see :mod:`confined` for what is refused.
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 def _root(config: Mapping[str, Any]) -> ConfinedRoot:
     if not config.get("root"):
         raise ToolExecutionError("config.root is required: the directory the tool may use")
+    if config.get("create_root"):
+        try:
+            os.makedirs(str(config["root"]), exist_ok=True)
+        except OSError as exc:
+            raise ToolExecutionError(f"config.root cannot be created ({exc.strerror})") from None
     return ConfinedRoot(str(config["root"]))
 
 

@@ -141,3 +141,9 @@ def test_a_root_that_is_missing_or_not_given_fails_initialization(tmp_path: Path
 
 def test_the_checked_path_is_relative_to_the_resolved_root(root: Path) -> None:
     assert ConfinedRoot(root).relative("notes/./today.md") == PurePosixPath("notes/today.md")
+
+
+def test_a_missing_root_is_created_when_the_config_asks_for_it(tmp_path: Path) -> None:
+    writer(tmp_path / "new" / "root", create_root=True).execute({"path": "a.txt", "content": "x"})
+
+    assert (tmp_path / "new" / "root" / "a.txt").read_text() == "x"
