@@ -24,5 +24,8 @@ pytest: install
 
 test: lint types pytest
 
+demo: install
+	BIN=$(BIN) scripts/demo.sh
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
