@@ -7,6 +7,7 @@ Readers (the bridge deciding availability, the web app) never call Celery ``insp
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ class WorkerInfo:
     last_heartbeat: float = 0.0
     # agent id -> "" when the agent's LLM and tools verified, else why not
     not_ready: dict[str, str] = field(default_factory=dict)
+    # this process's resident memory and CPU time, sampled at each heartbeat
+    rss_bytes: int = 0
+    cpu_seconds: float = 0.0
 
     def serves(self, agent_id: str) -> bool:
         return agent_id in self.agents and agent_id not in self.not_ready
@@ -42,6 +46,7 @@ class Presence:
 
     def heartbeat(self, info: WorkerInfo) -> None:
         info.last_heartbeat = time.time()
+        info.rss_bytes, info.cpu_seconds = process_usage()
         pipe = self._redis.pipeline(transaction=False)
         pipe.set(self._keys.worker(info.worker_id), json.dumps(asdict(info)), ex=int(self.ttl_s * 6))
         pipe.zadd(self._keys.workers(), {info.worker_id: info.last_heartbeat})
@@ -89,10 +94,23 @@ class BridgeState:
     last_heartbeat: float = 0.0
     # agent id -> {"status": "available"|"unavailable", "reason": str, "since": float}
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rss_bytes: int = 0
+    cpu_seconds: float = 0.0
+
+
+def process_usage() -> tuple[int, float]:
+    """This process's resident memory in bytes (0 where /proc is missing) and CPU seconds, all threads."""
+    try:
+        with open("/proc/self/statm") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        rss = 0
+    return rss, time.process_time()
 
 
 def write_bridge_state(client: redis.Redis, keys: Keys, state: BridgeState, ttl_s: float = 10.0) -> None:
     state.last_heartbeat = time.time()
+    state.rss_bytes, state.cpu_seconds = process_usage()
     client.set(keys.bridge(), json.dumps(asdict(state)), ex=max(1, int(ttl_s)))
 
 

@@ -41,6 +41,8 @@ def workers(snapshot: Snapshot) -> list[dict[str, Any]]:
             "heartbeat_age_seconds": round(max(0.0, snapshot.taken_at - w.last_heartbeat), 1),
             "online": snapshot.is_online(w),
             "not_ready": dict(w.not_ready),
+            "rss_bytes": w.rss_bytes,
+            "cpu_seconds": round(w.cpu_seconds, 3),
         })
     return rows
 

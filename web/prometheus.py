@@ -6,6 +6,8 @@ Names follow Prometheus conventions: one ``agent2389_`` prefix, base units, coun
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable, Iterator
 
 import redis
@@ -17,6 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from agent2389.presence import process_usage
 from agent2389.stats import DURATION_BUCKETS
 from web.snapshot import AgentRecord, Snapshot
 
@@ -45,6 +48,7 @@ class SystemCollector(Collector):
         yield up
         yield from task_families(snapshot)
         yield from presence_families(snapshot)
+        yield from process_families(snapshot)
         yield from mqtt_families(snapshot)
         yield from tool_families(snapshot)
         yield from llm_families(snapshot)
@@ -118,6 +122,24 @@ def presence_families(snapshot: Snapshot) -> Iterator[Metric]:
                             value=sum(w.concurrency for w in live))
     yield GaugeMetricFamily("agent2389_worker_active_tasks", "Tasks live workers report running",
                             value=sum(w.active for w in live))
+
+
+def process_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """Memory and CPU of every live process (as each last reported), for the runbook's resource panels."""
+    memory = GaugeMetricFamily("agent2389_process_resident_memory_bytes", "Resident memory of the process",
+                               labels=["role", "process"])
+    cpu = CounterMetricFamily("agent2389_process_cpu_seconds", "CPU time the process used",
+                              labels=["role", "process"])
+    rss, cpu_seconds = process_usage()
+    reports = [("web", f"{socket.gethostname()}:{os.getpid()}", rss, cpu_seconds)]
+    if snapshot.bridge is not None:
+        reports.append(("bridge", snapshot.bridge.bridge_id, snapshot.bridge.rss_bytes, snapshot.bridge.cpu_seconds))
+    reports += [("worker", w.worker_id, w.rss_bytes, w.cpu_seconds) for w in snapshot.live_workers()]
+    for role, process, memory_bytes, seconds in reports:
+        memory.add_metric([role, process], memory_bytes)
+        cpu.add_metric([role, process], seconds)
+    yield memory
+    yield cpu
 
 
 def mqtt_families(snapshot: Snapshot) -> Iterator[Metric]:

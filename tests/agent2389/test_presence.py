@@ -82,3 +82,13 @@ def test_the_bridge_state_round_trips_and_expires_with_its_ttl(redis_client: red
 
 def test_no_bridge_state_is_none(redis_client: redis.Redis, keys: Keys) -> None:
     assert read_bridge_state(redis_client, keys) is None
+
+
+def test_heartbeats_and_bridge_reports_carry_the_process_memory_and_cpu(presence: Presence, redis_client: redis.Redis,
+                                                                        keys: Keys) -> None:
+    presence.heartbeat(worker("w1", ["a"]))
+    [seen] = presence.workers()
+    assert seen.rss_bytes > 1_000_000 and seen.cpu_seconds > 0
+    write_bridge_state(redis_client, keys, BridgeState(bridge_id="b"))
+    bridge = read_bridge_state(redis_client, keys)
+    assert bridge is not None and bridge.rss_bytes > 1_000_000 and bridge.cpu_seconds > 0

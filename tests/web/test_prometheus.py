@@ -132,3 +132,15 @@ def test_http_requests_to_the_web_app_are_measured_by_endpoint(client: FlaskClie
     assert value(samples, count, method="GET", status="200", endpoint="health") == 1
     assert value(samples, count, method="GET", status="404", endpoint="api.task") == 1
     assert value(samples, "agent2389_http_request_total", method="GET", status="404") == 1
+
+
+def test_memory_and_cpu_of_web_bridge_and_live_workers_are_exported(client: FlaskClient, system: System) -> None:
+    system.bridge()
+    system.worker("w1")
+    system.worker("gone", age_s=60)
+    samples = scrape(client)
+    memory = samples["agent2389_process_resident_memory_bytes"]
+    roles = sorted(dict(labels)["role"] for labels in memory)
+    assert roles == ["bridge", "web", "worker"]
+    assert all(value > 1_000_000 for value in memory.values())
+    assert value(samples, "agent2389_process_cpu_seconds_total", role="worker", process="w1") > 0
