@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -212,7 +213,13 @@ def test_the_monitoring_overlay_wraps_our_alerts_in_a_prometheus_rule() -> None:
     assert rule["metadata"]["namespace"] == "agent2389"
     assert rule["spec"]["groups"] == load_yaml(repo_path("config/prometheus/alerts.yml"))["groups"]
     monitor = find(manifests, "ServiceMonitor", "agent2389")
-    assert matches(monitor["spec"]["selector"]["matchLabels"], find(manifests, "Service", "web")["metadata"]["labels"])
+    web_labels = find(manifests, "Service", "web")["metadata"]["labels"]
+    assert matches(monitor["spec"]["selector"]["matchLabels"], web_labels)
+    job = web_labels[monitor["spec"]["jobLabel"]]
+    compose_jobs = [c["job_name"] for c in load_yaml(repo_path("config/prometheus/prometheus.yml"))["scrape_configs"]]
+    assert compose_jobs == [job]
+    alerts = repo_path("config/prometheus/alerts.yml").read_text(encoding="utf-8")
+    assert set(re.findall(r'job="([^"]+)"', alerts)) <= {job}
     assert find(manifests, "Deployment", "worker")  # the overlay is the whole system plus monitoring
 
 
