@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
+import yaml
 
 from agent2389.celery_app import SOFT_SHUTDOWN_S
 from agent2389.cli import build_parser
 from agent2389.config_loader import inspect_config
-from tests.deploy.conftest import load_yaml, repo_path, seconds
+from tests.deploy.conftest import load_yaml, repo_path, require_tool, seconds
 
 SCHEMA = json.loads((Path(__file__).parent / "schemas" / "compose-spec.json").read_text(encoding="utf-8"))
 AGENT2389_SERVICES = ("bridge", "worker", "web")
@@ -161,3 +163,13 @@ def test_the_tls_override_mounts_certificates_where_broker_and_agents_expect_the
         assert {a.mqtt.ca_file for a in report.agents} <= set(mounts.values())
         # certs/ is made by scripts/generate-certs.sh; everything else must be in the repository
         assert all(repo_path(source).exists() for source in mounts if not source.startswith("./certs/"))
+
+
+def test_the_prometheus_config_passes_promtool_with_our_alert_rules(tmp_path: Path) -> None:
+    promtool = require_tool("promtool", "Prometheus configuration is checked with promtool (Debian: prometheus)")
+    config = load_yaml(repo_path("config/prometheus/prometheus.yml"))
+    config["rule_files"] = [str(repo_path("config/prometheus/alerts.yml"))]  # where compose mounts it
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run([promtool, "check", "config", str(checked)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
