@@ -57,7 +57,7 @@ class ToolExecutor:
         self._agent_id = agent.id
         self._specs: dict[str, ToolSpec] = dict(agent.tools)
         self._stats = stats
-        self._pool = pool or ToolPool(self._specs, secret_env=agent.referenced_env_vars())
+        self._pool = pool or ToolPool(self._specs, secret_env=secret_env_names(agent))
         self._descriptions: list[ToolDescription] = []
         self._validators: dict[str, Draft202012Validator] = {}
         self._starting = threading.Lock()
@@ -156,6 +156,15 @@ class ToolExecutor:
             error = None if reply.ok else sanitize_error_message(reply.error)
             self._stats.tool_call(self._agent_id, call.name, duration, outcome, task_id=task_id, error=error)
         return reply
+
+
+def secret_env_names(agent: AgentConfig) -> list[str]:
+    """Variables whose values tool processes scrub from error messages: the agent's, and any ``*_env`` in a
+    tool's config (``api_key_env = "BRAVE_SEARCH_API_KEY"``)."""
+    names = agent.referenced_env_vars()
+    for spec in agent.tools.values():
+        names += [str(v) for k, v in spec.config.items() if k.endswith("_env") and isinstance(v, str)]
+    return names
 
 
 def backoff_s(attempt: int) -> float:

@@ -131,6 +131,29 @@ def test_a_hanging_tool_is_stopped_and_the_llm_is_told(fake_anthropic: FakeAnthr
     assert result["is_error"] and "did not finish within 0.5 s and was stopped" in result["content"]
 
 
+def test_a_hanging_tool_does_not_hold_up_other_tasks(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
+    def respond(request: dict[str, Any]) -> Any:
+        if request["messages"][0]["content"] != "hang":
+            return Text("quick answer")
+        return Text("gave up on the tool") if tool_results(request) else tool_calls(ToolUse("spin", {}))
+
+    fake_anthropic.respond(respond)
+    agent = anthropic_agent(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 2}})
+    runner = runner_for(agent)
+    runner.verify()
+    answers: dict[str, str] = {}
+    hanging = threading.Thread(target=lambda: answers.update(hang=runner.run(task(agent, None, "hang"))))
+    hanging.start()
+    time.sleep(0.3)
+
+    quick = runner.run(task(agent, None, "quick"))
+    still_hanging = hanging.is_alive()
+    hanging.join(timeout=10)
+
+    assert quick == "quick answer" and still_hanging
+    assert answers == {"hang": "gave up on the tool"}
+
+
 def test_a_tool_that_fails_then_succeeds_on_retry_gives_the_llm_the_result(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner, tmp_path: Path
 ) -> None:

@@ -144,13 +144,13 @@ def test_a_tool_that_prints_cannot_corrupt_its_reply(executor_for: MakeExecutor)
 def test_an_unexpected_tool_error_reaches_the_llm_without_secrets_or_paths(
     executor_for: MakeExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("LEAKY_TOOL_KEY", "sk-live-0123456789abcdef")
-    executor = executor_for({"leaky": {"impl": SAMPLE + "LeakyTool"}})
+    monkeypatch.setenv("LEAKY_TOOL_KEY", "plain-secret-value")
+    executor = executor_for({"leaky": {"impl": SAMPLE + "LeakyTool", "config": {"key_env": "LEAKY_TOOL_KEY"}}})
 
     outcome = executor.run(ToolCall("leaky", {}))
 
     assert outcome.is_error and outcome.content.startswith("tool 'leaky' failed: RuntimeError: login failed")
-    assert "0123456789abcdef" not in outcome.content
+    assert "plain-secret-value" not in outcome.content
     assert "/srv/app" not in outcome.content
 
 
