@@ -28,7 +28,7 @@ from web.health import Check, evaluate, overall, readiness, redis_down
 from web.prometheus import SystemCollector
 from web.snapshot import Snapshot, connect
 
-log = logging.getLogger("web.app")
+log = logging.getLogger("agent2389.web")
 
 ENDPOINTS = {
     "/health": "overall health with the mqtt, redis, workers, llm and task_processing checks (503 unless healthy)",

@@ -178,6 +178,29 @@ def test_every_runbook_line_gives_a_true_answer_from_a_real_web_process(
         stack.stop_all()
 
 
+def log_filter(markdown: str, marker: str) -> str:
+    """The jq filter of the runbook's ``kubectl logs … | jq '…'`` line that contains ``marker``."""
+    for command in shell_commands(markdown):
+        if command.startswith("kubectl logs") and marker in command:
+            return shlex.split(re.split(r"\|\s*jq\s+", command, maxsplit=1)[1])[0]
+    pytest.fail(f"no log query with {marker!r} in the runbook")
+
+
+def assert_log_queries_find(stack: Stack, markdown: str) -> None:
+    """The runbook's log queries, run on the processes' real JSON logs, find what they look for."""
+    logs = "".join(p.log_path.read_text() for p in stack.processes)
+    for marker in ('select(.span.name=="task_processing")', 'select(.target | contains("mqtt"))'):
+        result = subprocess.run(["jq", "-c", log_filter(markdown, marker)], input=logs, capture_output=True,
+                                text=True, timeout=20, check=False)
+        assert result.returncode == 0, result.stderr
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        assert found, f"the runbook's log query {marker} finds nothing"
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    spans = [line for line in lines if line.get("span", {}).get("name") == "task_processing"]
+    assert all({"task_id", "agent_id", "conversation_id"} <= set(line["span"]) for line in spans)
+    assert any("duration_ms" in line["fields"] for line in spans)
+
+
 @pytest.mark.slow
 def test_with_bridge_and_worker_running_and_tasks_flowing_every_runbook_line_answers(
     config_dir: Path, redis_url: str, key_prefix: str, mqtt_url: str, tmp_path: Path
@@ -208,6 +231,7 @@ def test_with_bridge_and_worker_running_and_tasks_flowing_every_runbook_line_ans
                 assert values and all(leaf is not None for leaf in leaves(values)), f"{line!r}: {values}"
         _, [completed] = run_line(f"curl -s http://{TARGET}/metrics | jq '.tasks.tasks_completed'", port)
         assert completed == 4
+        assert_log_queries_find(stack, runbook().read_text())
     finally:
         peer.close()
         stack.stop_all()
