@@ -173,3 +173,9 @@ def test_the_prometheus_config_passes_promtool_with_our_alert_rules(tmp_path: Pa
     checked.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = subprocess.run([promtool, "check", "config", str(checked)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_optional_deploy_agents_validate_and_use_the_broker_service() -> None:
+    report = inspect_config(repo_path("config/deploy/available"), environ={"ANTHROPIC_API_KEY": "x"})
+    assert report.errors == [] and report.agents
+    assert {agent.mqtt.host for agent in report.agents} == {"mqtt-broker"}
