@@ -100,7 +100,7 @@ def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.Completed
         [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-         "--virtual-time-budget=7000", *args],
+         "--virtual-time-budget=4000", *args],
         capture_output=True, text=True, timeout=50, check=False,
     )
 
