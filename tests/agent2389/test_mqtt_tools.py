@@ -50,7 +50,7 @@ def test_inject_prints_an_error_answer_and_exits_1(mqtt_url: str, unique_id: str
         [(_, task, _)] = peer.expect(1)
         peer.publish(f"/conversations/{task['conversation_id']}/{agent}",
                      {"error": {"code": "llm_error", "message": "model unavailable"}, "task_id": task["task_id"]})
-        out, err = process.communicate(timeout=15)
+        _out, err = process.communicate(timeout=15)
     finally:
         peer.close()
     assert process.returncode == 1 and "error llm_error: model unavailable" in err
