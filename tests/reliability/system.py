@@ -1,0 +1,131 @@
+"""The system under test: bridge, workers and web app as real processes, and what Redis says about them."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from agent2389.keys import Keys
+from tests.e2e.stack import Process, Stack
+from tests.reliability.peer import LoadPeer
+from tests.services import free_port
+
+
+@dataclass
+class FaultStack(Stack):
+    """tests.e2e.stack.Stack with settings of the scenario's choosing (visibility timeout, extra environment)."""
+
+    visibility_timeout_s: int = 6
+    extra_env: dict[str, str] = field(default_factory=dict)
+    web_port: int = 0
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "AGENT2389_VISIBILITY_TIMEOUT": str(self.visibility_timeout_s), **self.extra_env}
+
+    def web(self) -> Process:
+        self.web_port = free_port()
+        return self.start("web", "--port", str(self.web_port), "--host", "127.0.0.1")
+
+    def live(self, kind: str) -> list[Process]:
+        return [p for p in self.processes if p.name.startswith(f"{kind}-") and p.popen.poll() is None]
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def backlog(self, agent_id: str) -> tuple[int, int]:
+        """(tasks waiting in the agent's queue, tasks delivered to a worker and not yet acknowledged)."""
+        keys = Keys(self.key_prefix)
+        client = self.redis()
+        try:
+            waiting = sum(int(client.llen(name)) for name in keys.queue_lists(agent_id))
+            unacked = int(client.hlen(f"{keys.celery_prefix()}unacked"))
+        finally:
+            client.close()
+        return waiting, unacked
+
+    def in_flight(self) -> int:
+        client = self.redis()
+        try:
+            return int(client.zcard(Keys(self.key_prefix).in_flight()))
+        finally:
+            client.close()
+
+    def http(self, path: str) -> tuple[int, dict[str, Any]]:
+        """(status code, JSON body) of the web app; (0, {}) when it does not answer."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}{path}", timeout=3) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+        except (urllib.error.URLError, OSError, ValueError):
+            return 0, {}
+
+    def wait_http(self, path: str, status: int, timeout_s: float) -> tuple[float, dict[str, Any]]:
+        """Seconds until ``path`` answered ``status``, and that answer."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        code, body = self.http(path)
+        while code != status:
+            assert time.monotonic() < deadline, f"{path} still answers {code} after {timeout_s} s: {body}"
+            time.sleep(0.25)
+            code, body = self.http(path)
+        return time.monotonic() - started, body
+
+    def wait_drained(self, agent_id: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while (backlog := self.backlog(agent_id)) != (0, 0):
+            assert time.monotonic() < deadline, f"queue of {agent_id} not drained: (waiting, unacked) = {backlog}"
+            time.sleep(0.25)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of one process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def log_has(process: Process, message: str) -> bool:
+    return any(message in str(line.get("fields", {}).get("message", "")) for line in process.log_lines())
+
+
+def bring_up(stack: FaultStack, peer: LoadPeer, agent_ids: list[str], conversation: str,
+             workers: list[tuple[str, ...]], web: bool = True) -> None:
+    """Web app, workers and bridge started, every agent announced ``available`` with all its workers."""
+    for agent_id in agent_ids:
+        peer.follow(f"/control/agents/{agent_id}/status")
+    peer.follow(f"/conversations/{conversation}/#")
+    if web:
+        stack.web()
+    for args in workers:
+        stack.worker(*args)
+    stack.bridge()
+    for agent_id in agent_ids:
+        peer.wait_for_status(agent_id, "available", timeout_s=30, workers=len(workers))
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout_s, f"{what} (waited {timeout_s} s)"
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def assert_healthy(stack: FaultStack, agent_ids: list[str], timeout_s: float = 30) -> dict[str, Any]:
+    """The system is whole again: nothing waiting or held, and the web app's /health says healthy."""
+    for agent_id in agent_ids:
+        stack.wait_drained(agent_id, timeout_s)
+    assert stack.live("bridge"), "the bridge is not running"
+    _, body = stack.wait_http("/health", 200, timeout_s)
+    assert body["status"] == "healthy"
+    return body

@@ -1,0 +1,161 @@
+"""Scenarios 1, 2 and 7: workers die, stop, or are all gone, and no task is lost or answered twice."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import pytest
+
+from agent2389.celery_app import SOFT_SHUTDOWN_S
+from tests.reliability.conftest import Scale, StackFactory
+from tests.reliability.peer import LoadPeer, Tally
+from tests.reliability.results import record
+from tests.reliability.system import assert_healthy, bring_up, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def exactly_once(count: int, errors: int = 0) -> Tally:
+    return Tally(sent=count, answered=count, responses=count - errors, errors=errors, missing=0, duplicated=0,
+                 wrong_topic=0)
+
+
+def test_a_worker_killed_with_tasks_in_flight_has_every_one_answered_once_within_a_minute(
+    make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
+    scale: Scale,
+) -> None:
+    # The shipped visibility timeout in a full run; a short one keeps the CI run short.
+    visibility_timeout_s = 30 if scale.full else 6
+    agent, conversation, count = f"slow-{unique_id}", f"conv-{unique_id}", scale.in_flight
+    stack = make_stack(redis_url, mqtt_url, {agent: "delay_s = 5"}, visibility_timeout_s=visibility_timeout_s)
+    peer = peers(mqtt_url)
+    bring_up(stack, peer, [agent], conversation, workers=[("--concurrency", str(count))])
+    [victim] = stack.live("worker")
+    tasks = [peer.send(agent, conversation, f"task {i}") for i in range(count)]
+    peer.flush()
+    wait_until(lambda: stack.in_flight() == count, 20, f"the worker did not start all {count} tasks")
+
+    victim.signal(signal.SIGKILL)
+    killed = time.monotonic()
+    # What a supervisor (Kubernetes, compose's restart policy) does: start a replacement.
+    stack.worker("--concurrency", str(count))
+    answered = peer.wait_for_answers([t["task_id"] for t in tasks], timeout_s=60)
+    times = peer.answer_times(tasks)
+    time.sleep(scale.quiet_s)
+    tally = peer.tally(tasks, agent)
+    recovery_s = (times[-1] - killed) if times else float("inf")
+    record("1 worker SIGKILL mid-task", sent=count, answered=tally.answered, duplicated=tally.duplicated,
+           errors=tally.errors, recovery_s=recovery_s, visibility_timeout_s=visibility_timeout_s,
+           llm_delay_s=5, first_answer_after_kill_s=(times[0] - killed) if times else None)
+    assert answered, f"not every task was answered within 60 s of the kill: {tally}"
+    assert tally == exactly_once(count)
+    assert recovery_s < 60
+    assert_healthy(stack, [agent])
+
+
+def test_a_worker_stopped_under_load_takes_no_new_work_and_exits_within_its_soft_shutdown_time(
+    make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
+    scale: Scale,
+) -> None:
+    agent, conversation, count, threads = f"busy-{unique_id}", f"conv-{unique_id}", scale.burst, 8
+    stack = make_stack(redis_url, mqtt_url, {agent: "delay_s = 0.5"})
+    peer = peers(mqtt_url)
+    bring_up(stack, peer, [agent], conversation, workers=[("--concurrency", str(threads))] * 2)
+    stopping = stack.live("worker")[0]
+    tasks = [peer.send(agent, conversation, f"task {i}") for i in range(count)]
+    peer.flush()
+    wait_until(lambda: stack.in_flight() >= threads, 20, "the workers did not get busy")
+
+    stopping.signal(signal.SIGTERM)
+    signalled, signalled_wall = time.monotonic(), time.time()
+    exit_code = stopping.popen.wait(SOFT_SHUTDOWN_S + 10)
+    stopped_s = time.monotonic() - signalled
+    answered = peer.wait_for_answers([t["task_id"] for t in tasks], timeout_s=60)
+    time.sleep(scale.quiet_s)
+    tally = peer.tally(tasks, agent)
+    finished_after = [line for line in stopping.log_lines() if line["fields"].get("message") == "task completed"
+                      and _epoch(line["timestamp"]) > signalled_wall]
+    record("2 worker SIGTERM under load", sent=count, answered=tally.answered, duplicated=tally.duplicated,
+           errors=tally.errors, recovery_s=stopped_s, finished_after_sigterm=len(finished_after))
+    assert exit_code == 0
+    assert stopped_s < SOFT_SHUTDOWN_S
+    # It finishes what it held (at most one task per thread) and takes nothing new.
+    assert len(finished_after) <= threads
+    assert answered, tally
+    assert tally == exactly_once(count)
+    assert_healthy(stack, [agent])
+
+
+@pytest.mark.reliability_full
+def test_a_worker_stopped_with_tasks_longer_than_its_soft_shutdown_time_hands_them_back(
+    make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
+    scale: Scale,
+) -> None:
+    agent, conversation, count = f"long-{unique_id}", f"conv-{unique_id}", 4
+    stack = make_stack(redis_url, mqtt_url, {agent: f"delay_s = {SOFT_SHUTDOWN_S + 15}"}, visibility_timeout_s=30)
+    peer = peers(mqtt_url)
+    bring_up(stack, peer, [agent], conversation, workers=[("--concurrency", "4")])
+    [stopping] = stack.live("worker")
+    tasks = [peer.send(agent, conversation, f"task {i}") for i in range(count)]
+    peer.flush()
+    wait_until(lambda: stack.in_flight() == count, 20, "the worker did not start every task")
+    stack.worker("--concurrency", "4")
+
+    stopping.signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    exit_code = stopping.popen.wait(SOFT_SHUTDOWN_S + 20)
+    stopped_s = time.monotonic() - signalled
+    answered = peer.wait_for_answers([t["task_id"] for t in tasks], timeout_s=SOFT_SHUTDOWN_S + 60)
+    time.sleep(scale.quiet_s)
+    tally = peer.tally(tasks, agent)
+    record("2b worker SIGTERM, tasks longer than soft shutdown", sent=count, answered=tally.answered,
+           duplicated=tally.duplicated, errors=tally.errors, recovery_s=time.monotonic() - signalled,
+           stopped_s=stopped_s)
+    assert stopped_s < SOFT_SHUTDOWN_S + 5, "a stopping worker must not hold tasks past its soft shutdown time"
+    assert exit_code == 0
+    assert answered, tally
+    assert tally == exactly_once(count)
+    assert_healthy(stack, [agent])
+
+
+def test_an_agent_whose_workers_are_all_gone_is_unavailable_and_its_tasks_wait_for_a_new_one(
+    make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
+    scale: Scale,
+) -> None:
+    agent, conversation, count = f"lonely-{unique_id}", f"conv-{unique_id}", scale.burst
+    stack = make_stack(redis_url, mqtt_url, {agent: ""})
+    peer = peers(mqtt_url)
+    bring_up(stack, peer, [agent], conversation, workers=[("--concurrency", "10")] * 2)
+    for worker in stack.live("worker"):
+        worker.signal(signal.SIGKILL)
+    unavailable_s = peer.wait_for_status(agent, "unavailable", timeout_s=20)
+    _, health = stack.wait_http("/health", 503, 10)
+    assert health["checks"]["workers"]["status"] == "unhealthy"
+
+    tasks = [peer.send(agent, conversation, f"task {i}") for i in range(count)]
+    peer.flush()
+    time.sleep(scale.quiet_s)
+    waiting, _ = stack.backlog(agent)
+    assert peer.tally(tasks, agent).answered == 0
+    assert waiting == count
+    stack.worker("--concurrency", "10")
+    returned = time.monotonic()
+    available_s = peer.wait_for_status(agent, "available", timeout_s=20, workers=1)
+    answered = peer.wait_for_answers([t["task_id"] for t in tasks], timeout_s=30)
+    drained_s = time.monotonic() - returned
+    time.sleep(scale.quiet_s)
+    tally = peer.tally(tasks, agent)
+    record("7 all workers gone", sent=count, answered=tally.answered, duplicated=tally.duplicated,
+           errors=tally.errors, recovery_s=drained_s, unavailable_after_s=unavailable_s,
+           available_after_s=available_s)
+    assert unavailable_s < 15
+    assert answered, tally
+    assert tally == exactly_once(count)
+    assert_healthy(stack, [agent])
+
+
+def _epoch(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
