@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 from flask import Flask, Request, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_flask_exporter import PrometheusMetrics
 from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
@@ -45,12 +46,18 @@ ENDPOINTS = {
 PROMETHEUS_TYPES = ("application/openmetrics-text", "text/plain")
 
 
+class InOrderJSON(DefaultJSONProvider):
+    """Keys in the order the documents are built (status first), not sorted."""
+
+    sort_keys = False
+
+
 def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
     app = Flask(__name__)
     context = WebContext(settings, client if client is not None else connect(settings))
     app.extensions[EXTENSION] = context
     app.config["AUTH_TOKEN"] = settings.web_auth_token
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = InOrderJSON(app)
 
     context.registry.register(SystemCollector(context.snapshot))
     PrometheusMetrics(app, path=None, registry=context.registry, defaults_prefix="agent2389", group_by="endpoint")

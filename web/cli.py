@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from typing import Any
@@ -27,6 +28,8 @@ FROM_SNAPSHOT = {"workers": inspection.workers, "queues": inspection.queues, "ag
 
 def run_web(args: argparse.Namespace) -> int:
     settings = load_settings(args, require_config=False)
+    # SIGTERM (docker stop, Kubernetes) ends the serve loop like Ctrl-C: the server closes, exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(settings, args.port, args.host)
     return 0
 

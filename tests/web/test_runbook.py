@@ -174,6 +174,7 @@ def test_every_runbook_line_gives_a_true_answer_from_a_real_web_process(
                 if marker in line:
                     got = [{"key": v["key"]} if isinstance(v, dict) and "key" in v else v for v in values]
                     assert got == wanted, f"{line!r} gave {values}, expected {wanted}"
+        assert stack.processes[-1].stop() == 0, "agent2389 web did not exit cleanly on SIGTERM"
     finally:
         stack.stop_all()
 
