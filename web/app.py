@@ -56,7 +56,6 @@ def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
     app = Flask(__name__)
     context = WebContext(settings, client if client is not None else connect(settings))
     app.extensions[EXTENSION] = context
-    app.config["AUTH_TOKEN"] = settings.web_auth_token
     app.json = InOrderJSON(app)
 
     context.registry.register(SystemCollector(context.snapshot))

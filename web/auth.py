@@ -13,15 +13,16 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Request, current_app, jsonify, request
+from flask import Request, jsonify, request
+
+from web.context import web_context
 
 COOKIE = "agent2389_session"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _token() -> str | None:
-    token = current_app.config.get("AUTH_TOKEN")
-    return str(token) if token else None
+    return web_context().settings.web_auth_token or None
 
 
 def session_value(token: str) -> str:
