@@ -55,7 +55,7 @@ def test_agents_show_status_workers_throughput_and_error_rate(client: FlaskClien
     assert (echo["tasks_completed"], echo["tasks_failed"]) == (3, 1)
     assert echo["error_rate"] == 0.25 and echo["recent_error_rate"] == 0.25
     assert echo["throughput_per_minute"] == pytest.approx(0.8)
-    assert echo["per_minute"][-1] == 4 and len(echo["per_minute"]) == 15
+    assert sum(echo["per_minute"][-2:]) == 4 and len(echo["per_minute"]) == 15  # a minute may turn meanwhile
 
 
 def test_recent_tasks_can_be_filtered_by_agent_and_state_and_limited(client: FlaskClient, system: System) -> None:
