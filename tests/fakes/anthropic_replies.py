@@ -26,7 +26,7 @@ class Text:
 @dataclass(frozen=True)
 class ToolUse:
     name: str
-    input: dict[str, Any]
+    input: dict[str, Any] | str  # a string is sent as it is (the OpenAI fake: raw, maybe invalid, JSON)
     id: str = field(default_factory=lambda: f"toolu_fake_{next(_ids):06d}")
 
 

@@ -16,8 +16,12 @@ def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None) -> Runn
     if agent.llm.provider == "echo":
         return EchoRunner(agent)
     if agent.llm.provider == "anthropic":
-        # Imported here: the SDK takes seconds to import, and echo-only deployments never need it.
+        # Imported here: an SDK takes seconds to import, and agents that do not use it never need it.
         from workers.llm.anthropic_runner import AnthropicRunner
 
         return AnthropicRunner(agent, stats)
+    if agent.llm.provider == "openai":
+        from workers.llm.openai_runner import OpenAIRunner
+
+        return OpenAIRunner(agent, stats)
     raise ConfigError(f"LLM provider {agent.llm.provider!r} is not available in this build")

@@ -1,4 +1,4 @@
-"""Anthropic runners pointed at the fake Messages API, closed after each test."""
+"""Runners pointed at the fake LLM APIs, closed after each test."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import pytest
 from agent2389.config import AgentConfig
 from agent2389.stats import StatsRecorder
 from tests.fakes.anthropic_api import FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
+from tests.fakes.openai_api import FakeOpenAI, fake_openai  # noqa: F401 (the fixture)
 from workers.llm.anthropic_runner import AnthropicRunner
 from workers.llm.base import TaskRequest
 
 
-def anthropic_agent(fake: FakeAnthropic, tools: dict[str, Any] | None = None,
+def agent_for(fake: FakeAnthropic | FakeOpenAI, tools: dict[str, Any] | None = None,
                     budget: dict[str, Any] | None = None, **llm: Any) -> AgentConfig:
     return AgentConfig.model_validate({
         "agent": {"id": "researcher"},

@@ -10,14 +10,14 @@ import pytest
 from agent2389.errors import ErrorCode, LLMError
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from tests.fakes.anthropic_replies import Delay, Failure, Text
-from tests.workers.llm.conftest import anthropic_agent, task
+from tests.workers.llm.conftest import agent_for, task
 from workers.llm.anthropic_runner import AnthropicRunner
 
 MakeRunner = Callable[..., AnthropicRunner]
 
 
 def test_verification_lists_models_and_spends_no_tokens(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
-    runner_for(anthropic_agent(fake_anthropic)).verify()
+    runner_for(agent_for(fake_anthropic)).verify()
 
     assert [(r.method, r.path) for r in fake_anthropic.requests] == [("GET", "/v1/models")]
 
@@ -28,7 +28,7 @@ def test_verification_without_the_key_in_the_environment_names_the_variable(
     monkeypatch.delenv(API_KEY_ENV)
 
     with pytest.raises(LLMError, match=f"environment variable {API_KEY_ENV} is not set"):
-        runner_for(anthropic_agent(fake_anthropic)).verify()
+        runner_for(agent_for(fake_anthropic)).verify()
     assert fake_anthropic.requests == []
 
 
@@ -38,7 +38,7 @@ def test_a_rejected_key_fails_verification_once_without_showing_the_key(
     monkeypatch.setenv(API_KEY_ENV, "sk-ant-wrong-key-9876543210")
 
     with pytest.raises(LLMError) as raised:
-        runner_for(anthropic_agent(fake_anthropic, max_retries=3)).verify()
+        runner_for(agent_for(fake_anthropic, max_retries=3)).verify()
 
     assert str(raised.value) == f"the LLM provider rejected the API key (HTTP 401); check {API_KEY_ENV}"
     assert len(fake_anthropic.requests) == 1
@@ -46,7 +46,7 @@ def test_a_rejected_key_fails_verification_once_without_showing_the_key(
 
 def test_a_429_is_retried_and_the_task_succeeds(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
     fake_anthropic.reply(Failure(429, headers={"retry-after": "0.05"}), Failure(529), Text("made it"))
-    agent = anthropic_agent(fake_anthropic, max_retries=2)
+    agent = agent_for(fake_anthropic, max_retries=2)
 
     assert runner_for(agent).run(task(agent)) == "made it"
     assert len(fake_anthropic.message_requests()) == 3
@@ -56,7 +56,7 @@ def test_retries_end_after_max_retries_with_a_clear_error(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner
 ) -> None:
     fake_anthropic.reply(*[Failure(503, headers={"retry-after-ms": "10"})] * 3, Text("too late"))
-    agent = anthropic_agent(fake_anthropic, max_retries=2)
+    agent = agent_for(fake_anthropic, max_retries=2)
 
     with pytest.raises(LLMError, match=r"^the LLM provider failed \(HTTP 503\)$"):
         runner_for(agent).run(task(agent))
@@ -73,7 +73,7 @@ def test_client_errors_are_never_retried(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner, status: int, message: str
 ) -> None:
     fake_anthropic.reply(Failure(status, message="details the user must not see"), Text("never reached"))
-    agent = anthropic_agent(fake_anthropic, max_retries=3)
+    agent = agent_for(fake_anthropic, max_retries=3)
 
     with pytest.raises(LLMError) as raised:
         runner_for(agent).run(task(agent))
@@ -85,7 +85,7 @@ def test_client_errors_are_never_retried(
 
 def test_a_server_asking_for_a_long_wait_fails_at_once(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
     fake_anthropic.reply(Failure(429, headers={"retry-after": "3600"}), Text("an hour later"))
-    agent = anthropic_agent(fake_anthropic, max_retries=2)
+    agent = agent_for(fake_anthropic, max_retries=2)
     started = time.monotonic()
 
     with pytest.raises(LLMError, match=r"rate-limiting this agent \(HTTP 429\)"):
@@ -97,7 +97,7 @@ def test_a_server_asking_for_a_long_wait_fails_at_once(fake_anthropic: FakeAnthr
 
 def test_a_request_that_takes_too_long_times_out(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
     fake_anthropic.reply(Delay(5, Text("slow answer")))
-    agent = anthropic_agent(fake_anthropic, timeout_s=0.5, max_retries=0)
+    agent = agent_for(fake_anthropic, timeout_s=0.5, max_retries=0)
     started = time.monotonic()
 
     with pytest.raises(LLMError, match=r"^the LLM request timed out \(0\.5 s per attempt\)$"):
@@ -109,7 +109,7 @@ def test_a_request_that_takes_too_long_times_out(fake_anthropic: FakeAnthropic, 
 def test_a_provider_that_cannot_be_reached_is_an_llm_error(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner
 ) -> None:
-    agent = anthropic_agent(fake_anthropic, base_url="http://127.0.0.1:9", max_retries=0)
+    agent = agent_for(fake_anthropic, base_url="http://127.0.0.1:9", max_retries=0)
 
     with pytest.raises(LLMError, match=r"^could not connect to the LLM provider$"):
         runner_for(agent).verify()
@@ -120,7 +120,7 @@ def test_the_sdk_base_url_variable_is_honoured_when_the_config_has_none(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_anthropic.url)
     fake_anthropic.reply(Text("via the environment"))
-    agent = anthropic_agent(fake_anthropic, base_url=None)
+    agent = agent_for(fake_anthropic, base_url=None)
 
     assert runner_for(agent).run(task(agent)) == "via the environment"
 
@@ -131,7 +131,7 @@ def test_error_messages_never_contain_the_key_or_the_address(
     messages = []
     for failure in (Failure(400, message=f"bad key {fake_anthropic.api_key}"), Failure(500), Delay(2, Text("x"))):
         fake_anthropic.reply(failure)
-        agent = anthropic_agent(fake_anthropic, timeout_s=0.3)
+        agent = agent_for(fake_anthropic, timeout_s=0.3)
         with pytest.raises(LLMError) as raised:
             runner_for(agent).run(task(agent))
         messages.append(str(raised.value))

@@ -17,7 +17,7 @@ from agent2389.keys import Keys
 from agent2389.stats import StatsRecorder
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
-from tests.workers.llm.conftest import anthropic_agent, task
+from tests.workers.llm.conftest import agent_for, task
 from tests.workers.tools.conftest import SAMPLE
 from workers.llm.anthropic_runner import AnthropicRunner
 
@@ -39,7 +39,7 @@ def test_a_plain_task_sends_system_prompt_and_the_user_turn(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner
 ) -> None:
     fake_anthropic.reply(Text("  the summary  "))
-    agent = anthropic_agent(fake_anthropic, system_prompt="You summarize.")
+    agent = agent_for(fake_anthropic, system_prompt="You summarize.")
 
     answer = runner_for(agent).run(task(agent, "Summarize", {"text": "long"}))
 
@@ -55,7 +55,7 @@ def test_every_allowed_tool_is_offered_with_its_schema(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner, data: Path
 ) -> None:
     fake_anthropic.reply(Text("no tools needed"))
-    agent = anthropic_agent(fake_anthropic, tools={**file_tools(data), "echo": {"impl": SAMPLE + "EchoTool"}})
+    agent = agent_for(fake_anthropic, tools={**file_tools(data), "echo": {"impl": SAMPLE + "EchoTool"}})
 
     runner_for(agent).run(task(agent))
 
@@ -70,7 +70,7 @@ def test_a_multi_step_tool_loop_feeds_each_result_back_until_the_answer(
 ) -> None:
     first, second = ToolUse("file_read", {"path": "a.txt"}), ToolUse("file_read", {"path": "b.txt"})
     fake_anthropic.reply(tool_calls(first, text="Reading a."), tool_calls(second), Text("alpha then bravo"))
-    agent = anthropic_agent(fake_anthropic, tools=file_tools(data))
+    agent = agent_for(fake_anthropic, tools=file_tools(data))
 
     answer = runner_for(agent).run(task(agent))
 
@@ -88,7 +88,7 @@ def test_parallel_tool_calls_in_one_turn_run_together_and_answer_in_order(
 ) -> None:
     calls = [ToolUse("sleep", {"seconds": 1}) for _ in range(3)]
     fake_anthropic.reply(tool_calls(*calls), Text("rested"))
-    agent = anthropic_agent(fake_anthropic, tools={"sleep": {"impl": SAMPLE + "SleepTool"}})
+    agent = agent_for(fake_anthropic, tools={"sleep": {"impl": SAMPLE + "SleepTool"}})
     runner = runner_for(agent)
     runner.verify()
     started = time.monotonic()
@@ -109,7 +109,7 @@ def test_an_unknown_tool_and_bad_parameters_become_error_results_and_the_loop_go
                    ToolUse("file_read", {"path": "../../etc/passwd"})),
         Text("I could not read anything"),
     )
-    agent = anthropic_agent(fake_anthropic, tools=file_tools(data))
+    agent = agent_for(fake_anthropic, tools=file_tools(data))
 
     answer = runner_for(agent).run(task(agent))
 
@@ -123,7 +123,7 @@ def test_an_unknown_tool_and_bad_parameters_become_error_results_and_the_loop_go
 
 def test_a_hanging_tool_is_stopped_and_the_llm_is_told(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
     fake_anthropic.reply(tool_calls(ToolUse("spin", {})), Text("the tool hung, sorry"))
-    agent = anthropic_agent(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 0.5}})
+    agent = agent_for(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 0.5}})
 
     assert runner_for(agent).run(task(agent)) == "the tool hung, sorry"
 
@@ -138,7 +138,7 @@ def test_a_hanging_tool_does_not_hold_up_other_tasks(fake_anthropic: FakeAnthrop
         return Text("gave up on the tool") if tool_results(request) else tool_calls(ToolUse("spin", {}))
 
     fake_anthropic.respond(respond)
-    agent = anthropic_agent(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 2}})
+    agent = agent_for(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 2}})
     runner = runner_for(agent)
     runner.verify()
     answers: dict[str, str] = {}
@@ -159,7 +159,7 @@ def test_a_tool_that_fails_then_succeeds_on_retry_gives_the_llm_the_result(
 ) -> None:
     fake_anthropic.reply(tool_calls(ToolUse("flaky", {})), Text("done"))
     flaky = {"impl": SAMPLE + "FlakyTool", "retries": 2, "config": {"counter": str(tmp_path / "n"), "failures": 1}}
-    agent = anthropic_agent(fake_anthropic, tools={"flaky": flaky})
+    agent = agent_for(fake_anthropic, tools={"flaky": flaky})
 
     runner_for(agent).run(task(agent))
 
@@ -172,7 +172,7 @@ def test_running_out_of_llm_calls_fails_the_task_with_tool_execution_failed(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner, data: Path
 ) -> None:
     fake_anthropic.respond(lambda request: tool_calls(ToolUse("file_read", {"path": "a.txt"})))
-    agent = anthropic_agent(fake_anthropic, tools=file_tools(data), budget={"max_iterations": 3})
+    agent = agent_for(fake_anthropic, tools=file_tools(data), budget={"max_iterations": 3})
 
     with pytest.raises(BudgetExceededError) as raised:
         runner_for(agent).run(task(agent))
@@ -188,7 +188,7 @@ def test_asking_for_more_tool_calls_than_the_budget_fails_before_running_them(
     counter = tmp_path / "n"
     broken = {"impl": SAMPLE + "BrokenTool", "config": {"counter": str(counter)}}
     fake_anthropic.reply(tool_calls(ToolUse("broken", {})), tool_calls(ToolUse("broken", {}), ToolUse("broken", {})))
-    agent = anthropic_agent(fake_anthropic, tools={"broken": broken}, budget={"max_tool_calls": 2})
+    agent = agent_for(fake_anthropic, tools={"broken": broken}, budget={"max_tool_calls": 2})
 
     with pytest.raises(BudgetExceededError, match=r"more than the budget of 2 tool calls"):
         runner_for(agent).run(task(agent))
@@ -198,7 +198,7 @@ def test_asking_for_more_tool_calls_than_the_budget_fails_before_running_them(
 
 def test_a_refusal_or_an_empty_answer_is_an_llm_error(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
     fake_anthropic.reply(Text("I won't", stop_reason="refusal"), Text("", stop_reason="max_tokens"))
-    agent = anthropic_agent(fake_anthropic)
+    agent = agent_for(fake_anthropic)
     runner = runner_for(agent)
 
     with pytest.raises(LLMError, match="declined to answer"):
@@ -217,7 +217,7 @@ def test_one_runner_serves_many_tasks_at_once(
         return tool_calls(ToolUse("file_read", {"path": "a.txt"}))
 
     fake_anthropic.respond(respond)
-    agent = anthropic_agent(fake_anthropic, tools=file_tools(data))
+    agent = agent_for(fake_anthropic, tools=file_tools(data))
     runner = runner_for(agent)
     answers: dict[int, str] = {}
 
@@ -238,7 +238,7 @@ def test_tokens_latency_and_tool_calls_are_recorded_per_agent_model_and_task(
 ) -> None:
     keys = Keys(key_prefix)
     fake_anthropic.reply(tool_calls(ToolUse("file_read", {"path": "a.txt"})), Text("alpha"))
-    agent = anthropic_agent(fake_anthropic, tools=file_tools(data))
+    agent = agent_for(fake_anthropic, tools=file_tools(data))
 
     runner_for(agent, StatsRecorder(redis_client, keys)).run(task(agent))
 
