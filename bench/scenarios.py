@@ -1,0 +1,119 @@
+"""The scenarios of issue 8, each a list of measured rows; sizes scale with ``Sizes.tasks``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from bench.child import Child
+from bench.load import LoadSpec
+from bench.report import HALF_PEAK, Row
+from bench.runs import ECHO, Context, agent_stack, celery_run, load_run
+
+FAN_IN_WORKERS = 2
+
+
+@dataclass
+class Sizes:
+    tasks: int = 20_000  # the overhead run; the others derive from it
+    workers: int = 1  # worker processes for overhead, baseline and pipeline
+    concurrency: int = 100  # threads per worker process (agent2389 worker's default)
+    window: int = 1000  # tasks unanswered at once when looking for the peak
+    scale: tuple[int, ...] = (1, 2, 4)
+    latency_seconds: float = 15.0  # length of the open-loop run at half of the peak
+    llm_delay_s: float = 2.0  # the fan-in scenario's LLM
+    in_flight: int = 1000  # the fan-in scenario's tasks in flight (its workers' threads, all together)
+    measured: dict[str, float] = field(default_factory=dict)  # peaks found so far, by scenario
+
+
+def _agents(*roles: str) -> list[str]:
+    run = uuid.uuid4().hex[:6]
+    return [f"bench-{role}-{run}" for role in roles]
+
+
+def overhead(ctx: Context, sizes: Sizes) -> list[Row]:
+    agents = _agents("a")
+    with agent_stack(ctx, "overhead", agents, sizes.workers, sizes.concurrency, ECHO) as stack:
+        peak = load_run(ctx, "overhead", "peak", sizes.workers,
+                        LoadSpec(ctx.broker.port, agents, sizes.tasks, window=sizes.window), stack)
+        rate = max(1.0, peak.throughput / 2)
+        sizes.measured["overhead"] = peak.throughput
+        count = max(10, int(rate * sizes.latency_seconds))
+        half = load_run(ctx, "overhead", f"{HALF_PEAK} ({rate:.0f}/s)", sizes.workers,
+                        LoadSpec(ctx.broker.port, agents, count, rate=rate), stack)
+    return [peak, half]
+
+
+def baseline(ctx: Context, sizes: Sizes) -> list[Row]:
+    noop = celery_run(ctx, "baseline", sizes.workers, sizes.concurrency, sizes.tasks)
+    loop = load_run(ctx, "baseline", "paho QoS 1 round trip: peak", 0,
+                    LoadSpec(ctx.broker.port, ["loop"], sizes.tasks, window=sizes.window, loopback=True))
+    rate = sizes.measured.get("overhead", 400.0) / 2
+    count = max(10, int(rate * sizes.latency_seconds))
+    quiet = load_run(ctx, "baseline", f"paho QoS 1 round trip at {rate:.0f}/s", 0,
+                     LoadSpec(ctx.broker.port, ["loop"], count, rate=rate, loopback=True))
+    return [noop, loop, quiet]
+
+
+@contextmanager
+def fake_llm(ctx: Context, delay_s: float) -> Iterator[dict[str, str]]:
+    directory = ctx.directory("fake-llm")
+    child = Child("fake-llm", ["-m", "bench.fake_llm", str(delay_s)], directory / "fake-llm.log")
+    try:
+        server = child.result(30)
+        ctx.extra_pids["fake-llm"] = child.pid
+        yield {"url": str(server["url"]), "api_key": str(server["api_key"])}
+    finally:
+        ctx.extra_pids.pop("fake-llm", None)
+        child.stop()
+
+
+def fan_in(ctx: Context, sizes: Sizes) -> list[Row]:
+    delay, in_flight = sizes.llm_delay_s, sizes.in_flight
+    count = max(in_flight * 2, sizes.tasks // 2)
+    concurrency = max(1, in_flight // FAN_IN_WORKERS)
+    rows = []
+    with fake_llm(ctx, delay) as server:
+        agents = _agents("fan")
+        llm = {"provider": "anthropic", "model": "claude-sonnet-5-5", "base_url": server["url"],
+               "api_key_env": "BENCH_ANTHROPIC_API_KEY", "max_retries": 0, "timeout_s": 30}
+        with agent_stack(ctx, "fan-in", agents, FAN_IN_WORKERS, concurrency, llm,
+                         env={"BENCH_ANTHROPIC_API_KEY": server["api_key"]}) as stack:
+            rows.append(load_run(ctx, "fan-in", f"fake Anthropic {delay:g} s, {in_flight} in flight", FAN_IN_WORKERS,
+                                 LoadSpec(ctx.broker.port, agents, count, window=in_flight), stack))
+    agents = _agents("fan")
+    echo = {**ECHO, "delay_s": delay}
+    with agent_stack(ctx, "fan-in-echo", agents, FAN_IN_WORKERS, concurrency, echo) as stack:
+        run = f"echo sleeping {delay:g} s (no HTTP), {in_flight} in flight"
+        spec = LoadSpec(ctx.broker.port, agents, count, window=in_flight)
+        rows.append(load_run(ctx, "fan-in", run, FAN_IN_WORKERS, spec, stack))
+    return rows
+
+
+def pipeline(ctx: Context, sizes: Sizes) -> list[Row]:
+    agents = _agents("a", "b", "c")
+    chains = max(10, sizes.tasks // 4)
+    with agent_stack(ctx, "pipeline", agents, sizes.workers, sizes.concurrency, ECHO) as stack:
+        row = load_run(ctx, "pipeline", "3-agent chains: peak (chains/s)", sizes.workers,
+                       LoadSpec(ctx.broker.port, agents, chains, window=sizes.window), stack)
+    row.note = row.note or f"{3 * row.throughput:.0f} tasks/s counting every hop"
+    return [row]
+
+
+def scale(ctx: Context, sizes: Sizes) -> list[Row]:
+    count = max(10, sizes.tasks // 4)
+    rows = []
+    for workers in sizes.scale:
+        agents = _agents("s")
+        with agent_stack(ctx, "scale", agents, workers, sizes.concurrency, ECHO) as stack:
+            rows.append(load_run(ctx, "scale", "agent2389 peak", workers,
+                                 LoadSpec(ctx.broker.port, agents, count, window=sizes.window), stack))
+        rows.append(celery_run(ctx, "scale", workers, sizes.concurrency, count))
+    return rows
+
+
+SCENARIOS: dict[str, Callable[[Context, Sizes], list[Row]]] = {
+    "overhead": overhead, "baseline": baseline, "fan-in": fan_in, "pipeline": pipeline, "scale": scale,
+}

@@ -1,0 +1,69 @@
+"""The benchmark harness, run small: every scenario's tasks are all answered once (speed is not tested)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.procstats import ProcessUsage
+from bench.report import Row, table, targets
+from tests.conftest import REPO
+
+
+def row(scenario: str, run: str, throughput: float, lost: int = 0, rss: float = 50.0) -> Row:
+    return Row(scenario, run, 1, 10, 10 - lost, lost, 0, 0, 1.0, throughput, {"p50": 1.0, "p95": 2.0, "p99": 3.0},
+               [ProcessUsage("worker-1", 1.0, 50.0, rss)])
+
+
+def test_targets_compare_the_overhead_run_with_the_bare_celery_run() -> None:
+    found = {t.name: t for t in targets([row("overhead", "peak", 90), row("baseline", "celery no-op", 100)])}
+    assert found["overhead throughput >= 80% of bare Celery no-op"].met
+    assert not targets([row("overhead", "peak", 70), row("baseline", "celery no-op", 100)])[0].met
+
+
+def test_a_lost_answer_or_a_heavy_worker_misses_its_target() -> None:
+    found = {t.name: t for t in targets([row("fan-in", "fake Anthropic 2 s", 450, lost=1, rss=250)])}
+    assert not found["zero lost, duplicated or failed answers in every run"].met
+    assert not found["fan-in peak RSS per worker process < 200 MB"].met
+    assert found["fan-in throughput >= 80% of min(500, overhead peak)"].met
+
+
+def test_the_table_has_a_line_per_run_under_its_header() -> None:
+    lines = table([row("overhead", "peak", 90), row("scale", "agent2389 peak", 80)]).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("scenario") and "worker-1 50%/50" in lines[2]
+
+
+def run_bench(tmp_path: Path, redis_url: str, *args: str) -> tuple[dict[str, Any], str]:
+    out = tmp_path / "bench.json"
+    command = [sys.executable, "-m", "bench", *args, "--tasks", "40", "--window", "20", "--latency-seconds", "1",
+               "--json", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=55,
+                          env={**os.environ, "REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(out.read_text())
+    for r in result["rows"]:
+        assert r["sent"] > 0 and r["answered"] == r["sent"], r
+        assert r["lost"] == 0 and r["duplicated"] == 0 and r["errors"] == 0, r
+    return result, done.stdout
+
+
+@pytest.mark.slow
+def test_overhead_baseline_and_pipeline_answer_every_task_once(tmp_path: Path, redis_url: str) -> None:
+    result, printed = run_bench(tmp_path, redis_url, "overhead", "baseline", "pipeline", "--count-round-trips")
+    runs = [(r["scenario"], r["run"]) for r in result["rows"]]
+    assert [s for s, _ in runs] == ["overhead", "overhead", "baseline", "baseline", "baseline", "pipeline"]
+    assert "Redis round trips per task" in result["rows"][0]["note"]
+    assert "scenario" in printed and "tasks/s" in printed and "[met] zero lost" in printed
+
+
+@pytest.mark.slow
+def test_fan_in_through_the_fake_anthropic_api_answers_every_task_once(tmp_path: Path, redis_url: str) -> None:
+    result, _ = run_bench(tmp_path, redis_url, "fan-in", "--llm-delay", "0.2", "--in-flight", "10")
+    assert [r["run"].split(" ")[0] for r in result["rows"]] == ["fake", "echo"]
+    assert all(r["workers"] == 2 for r in result["rows"])
