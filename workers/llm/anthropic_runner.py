@@ -63,9 +63,9 @@ class AnthropicRunner:
         while True:
             budget.spend_llm_call()
             response = self._create(client, messages, tools, request.task_id)
-            if response.stop_reason != "tool_use":
-                return final_text(response)
             calls = [block for block in response.content if block.type == "tool_use"]
+            if response.stop_reason != "tool_use" or not calls:
+                return final_text(response)
             if not budget.can_call_llm_again():
                 budget.spend_llm_call()  # raises: there would be no LLM call left to read the results
             budget.spend_tool_calls(len(calls))

@@ -7,6 +7,7 @@ budget, enforced by the caller, turns failures into a failed task.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import random
@@ -100,8 +101,12 @@ class ToolExecutor:
         """Outcomes in the order of ``calls``; calls asked for in one turn run at the same time."""
         if len(calls) <= 1:
             return [self.run(call, task_id) for call in calls]
+        # Each call runs in a copy of this thread's context, so its log lines keep the task's span.
+        contexts = [contextvars.copy_context() for _ in calls]
         with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="tool-call") as executor:
-            return list(executor.map(lambda call: self.run(call, task_id), calls))
+            futures = [executor.submit(ctx.run, self.run, call, task_id) for ctx, call in zip(contexts, calls,
+                                                                                                strict=True)]
+            return [future.result() for future in futures]
 
     def run(self, call: ToolCall, task_id: str | None = None) -> ToolOutcome:
         """Run one call (``task_id`` puts it on the task's timeline); never raises for the call's own failures."""

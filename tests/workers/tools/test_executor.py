@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import threading
 import time
@@ -13,6 +15,7 @@ import redis
 
 from agent2389.errors import ToolExecutionError
 from agent2389.keys import Keys
+from agent2389.logs import JsonFormatter, span
 from agent2389.stats import StatsRecorder
 from tests.workers.tools.conftest import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor
@@ -216,3 +219,25 @@ def test_closing_stops_every_tool_process(executor_for: MakeExecutor) -> None:
 
     assert len(pids) == 2
     assert not any(is_running(pid) for pid in pids)
+
+
+def test_calls_run_at_the_same_time_still_log_inside_the_task_span(executor_for: MakeExecutor) -> None:
+    lines: list[dict[str, object]] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(JsonFormatter().format(record)))
+
+    executor = executor_for({"echo": {"impl": SAMPLE + "EchoTool"}})
+    logger, handler = logging.getLogger("agent2389.tools"), Keep()
+    logger.addHandler(handler)
+    level, logger.level = logger.level, logging.INFO
+    try:
+        with span("task", task_id="t-9"):
+            executor.run_all([ToolCall("echo", {"text": "a"}), ToolCall("echo", {"text": "b"})])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    spans = [line.get("span") for line in lines if "tool echo ok" in str(line["fields"])]
+    assert spans == [{"name": "task", "task_id": "t-9"}] * 2
