@@ -10,7 +10,7 @@ import pytest
 from agent2389.errors import ErrorCode, LLMError
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from tests.fakes.anthropic_replies import Delay, Failure, Text
-from tests.workers.llm.conftest import agent_for, task
+from tests.workers.llm.agents import agent_for, task
 from workers.llm.anthropic_runner import AnthropicRunner
 
 MakeRunner = Callable[..., AnthropicRunner]

@@ -17,8 +17,8 @@ from agent2389.keys import Keys
 from agent2389.stats import StatsRecorder
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
-from tests.workers.llm.conftest import agent_for, task
-from tests.workers.tools.conftest import SAMPLE
+from tests.workers.llm.agents import agent_for, task
+from tests.workers.tools.sample_tools import SAMPLE
 from workers.llm.anthropic_runner import AnthropicRunner
 
 MakeRunner = Callable[..., AnthropicRunner]

@@ -11,7 +11,7 @@ import pytest
 from agent2389.errors import BudgetExceededError, LLMError
 from tests.fakes.anthropic_replies import Delay, Failure, Text, ToolUse, tool_calls
 from tests.fakes.openai_api import API_KEY_ENV, FakeOpenAI
-from tests.workers.llm.conftest import agent_for, task
+from tests.workers.llm.agents import agent_for, task
 from workers.llm import build_runner
 from workers.llm.openai_runner import OpenAIRunner
 

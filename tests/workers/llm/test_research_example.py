@@ -11,7 +11,7 @@ from agent2389.config_loader import load_agents
 from tests.conftest import REPO
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
-from tests.workers.llm.conftest import task
+from tests.workers.llm.agents import task
 from workers.llm import build_runner
 from workers.llm.anthropic_runner import AnthropicRunner
 

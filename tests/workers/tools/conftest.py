@@ -1,4 +1,4 @@
-"""Agents made to order for tool tests, and executors that are always closed."""
+"""Executors for tool tests, always closed afterwards."""
 
 from __future__ import annotations
 
@@ -7,15 +7,8 @@ from typing import Any
 
 import pytest
 
-from agent2389.config import AgentConfig
+from tests.workers.tools.sample_tools import agent_with_tools
 from workers.tools.executor import ToolExecutor
-
-SAMPLE = "python:tests.workers.tools.sample_tools:"
-
-
-def agent_with_tools(tools: dict[str, Any], **sections: Any) -> AgentConfig:
-    return AgentConfig.model_validate({"agent": {"id": "tool-tester"}, "llm": {"provider": "echo"},
-                                       "tools": tools, **sections})
 
 
 @pytest.fixture

@@ -8,9 +8,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agent2389.config import AgentConfig
 from agent2389.errors import RetryableToolError, ToolExecutionError
 
+SAMPLE = "python:tests.workers.tools.sample_tools:"
 OBJECT = {"type": "object", "properties": {}, "additionalProperties": True}
+
+
+def agent_with_tools(tools: dict[str, Any], **sections: Any) -> AgentConfig:
+    return AgentConfig.model_validate({"agent": {"id": "tool-tester"}, "llm": {"provider": "echo"},
+                                       "tools": tools, **sections})
 
 
 class _Base:

@@ -17,7 +17,7 @@ from agent2389.errors import ToolExecutionError
 from agent2389.keys import Keys
 from agent2389.logs import JsonFormatter, span
 from agent2389.stats import StatsRecorder
-from tests.workers.tools.conftest import SAMPLE
+from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor
 
 MakeExecutor = Callable[..., ToolExecutor]
@@ -231,7 +231,8 @@ def test_calls_run_at_the_same_time_still_log_inside_the_task_span(executor_for:
     executor = executor_for({"echo": {"impl": SAMPLE + "EchoTool"}})
     logger, handler = logging.getLogger("agent2389.tools"), Keep()
     logger.addHandler(handler)
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)
     try:
         with span("task", task_id="t-9"):
             executor.run_all([ToolCall("echo", {"text": "a"}), ToolCall("echo", {"text": "b"})])

@@ -10,7 +10,7 @@ import pytest
 
 from agent2389.errors import RetryableToolError, ToolExecutionError
 from tests.fakes.http_server import Answer, LocalServer, Seen, serving
-from tests.workers.tools.conftest import agent_with_tools
+from tests.workers.tools.sample_tools import agent_with_tools
 from workers.tools.builtins.http_request import HttpRequestTool
 from workers.tools.executor import ToolCall, ToolExecutor
 
