@@ -24,6 +24,10 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
         "visibility_timeout": settings.visibility_timeout_s,
         "unacked_restore_interval": max(1, settings.visibility_timeout_s // 6),
         "unacked_restore_throttle": 1,
+        # A worker killed mid-sweep leaves the sweep's lock behind, and every worker skips its sweeps until
+        # the lock expires (kombu's default: 5 minutes). A sweep takes milliseconds, and two at once are
+        # safe (each restore is a WATCH transaction), so the lock only needs to outlive one interval.
+        "unacked_mutex_expire": max(1, settings.visibility_timeout_s // 6),
         "socket_timeout": 15,
         "socket_connect_timeout": 5,
         "socket_keepalive": True,
