@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -13,7 +14,9 @@ from typing import Any
 
 import redis
 
+from agent2389.celery_app import create_celery
 from agent2389.keys import Keys
+from agent2389.settings import Settings
 from tests.e2e.stack import Process, Stack
 from tests.reliability.peer import LoadPeer
 from tests.services import free_port
@@ -129,3 +132,63 @@ def assert_healthy(stack: FaultStack, agent_ids: list[str], timeout_s: float = 3
     _, body = stack.wait_http("/health", 200, timeout_s)
     assert body["status"] == "healthy"
     return body
+
+
+class Supervisor:
+    """Keeps ``count`` workers running, as Kubernetes or compose's restart policy would."""
+
+    def __init__(self, stack: FaultStack, count: int, *args: str) -> None:
+        self._stack = stack
+        self._count = count
+        self._args = args
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
+
+    def __enter__(self) -> Supervisor:
+        for _ in range(self._count - len(self._stack.live("worker"))):
+            self._stack.worker(*self._args)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+    def _loop(self) -> None:
+        while not self._stopping.wait(0.5):
+            for _ in range(self._count - len(self._stack.live("worker"))):
+                self.restarts += 1
+                self._stack.worker(*self._args)
+
+
+def trace(stack: FaultStack, task_ids: list[str], limit: int = 5) -> str:
+    """Every log line of every process that names one of the tasks: the story of a lost task."""
+    story = []
+    for task_id in task_ids[:limit]:
+        story.append(f"--- {task_id}")
+        for process in stack.processes:
+            for line in process.log_lines():
+                if task_id in json.dumps(line):
+                    fields = line.get("fields", {})
+                    story.append(f"{line.get('timestamp')} {process.name}: {fields.get('message')} {fields}")
+    return "\n".join(story)
+
+
+def missing(peer: LoadPeer, envelopes: list[dict[str, Any]]) -> list[str]:
+    return [e["task_id"] for e in envelopes if not peer.answers.get(e["task_id"])]
+
+
+def hold_restore_lock_like_a_dead_worker(stack: FaultStack) -> float:
+    """Take kombu's restore lock the way a worker killed in the middle of a restore sweep leaves it.
+
+    Every live worker skips its sweep while the lock is held, so tasks of dead workers stay unacknowledged
+    until it expires. Returns the lock's lifetime in seconds.
+    """
+    settings = Settings(redis_url=stack.redis_url, key_prefix=stack.key_prefix,
+                        visibility_timeout_s=stack.visibility_timeout_s)
+    with create_celery(settings).connection_for_write() as connection:
+        qos = connection.default_channel.qos
+        lock = qos.channel.client.lock(qos.unacked_mutex_key, timeout=qos.unacked_mutex_expire)
+        assert lock.acquire(blocking=False), "the restore lock was already held"
+        return float(qos.unacked_mutex_expire)
