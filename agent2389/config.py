@@ -140,4 +140,7 @@ class AgentConfig(_Section):
         names = [self.mqtt.username_env, self.mqtt.password_env]
         if self.llm.provider != "echo":
             names.append(self.llm.api_key_env)
+        # Tools name their secrets the same way, e.g. web_search = { config = { api_key_env = "..." } }.
+        names += [value for spec in self.tools.values() for key, value in spec.config.items()
+                  if key.endswith("_env") and isinstance(value, str)]
         return [name for name in names if name]

@@ -44,7 +44,7 @@ class WorkerRuntime:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.redis = connect_redis(settings)
-        self.stats = StatsRecorder(self.redis, self.keys)
+        self.stats = StatsRecorder(self.redis, self.keys, background=True)
         self.ledger = TaskLedger(self.redis, self.keys, ttl_s=settings.dedup_ttl_s)
         self.presence = Presence(self.redis, self.keys, ttl_s=settings.worker_ttl_s)
         self.stopping = threading.Event()
@@ -61,6 +61,7 @@ class WorkerRuntime:
     def prepare(self) -> list[str]:
         """Build and verify every agent's runner; returns the agents this worker can serve."""
         for agent in self.settings.agents:
+            runner: Runner | None = None
             try:
                 runner = build_runner(agent, self.stats)
                 runner.verify()
@@ -68,6 +69,8 @@ class WorkerRuntime:
                 reason = sanitize_error_message(str(exc) or type(exc).__name__, self.secrets)
                 self.info.not_ready[agent.id] = reason
                 log.error("agent %s cannot be served by this worker: %s", agent.id, reason)
+                if runner is not None:
+                    runner.close()
                 continue
             self.runners[agent.id] = runner
         self.publisher.start()
@@ -85,6 +88,7 @@ class WorkerRuntime:
         except redis.RedisError:
             log.warning("could not remove this worker's heartbeat; it expires by itself")
         self.publisher.stop()
+        self.stats.flush()
         for runner in self.runners.values():
             runner.close()
 
