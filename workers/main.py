@@ -31,6 +31,12 @@ def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
     # Celery prints shutdown notices straight to the terminal; every line we write must be a log line
     # (JSON by default), or the runbook's `kubectl logs | jq` queries stop at the first plain one.
     celery.apps.worker.safe_say = _say_through_logging
+    # Celery logs every task twice at INFO ("received", "succeeded"); our "task completed" line says
+    # both, and two more JSON lines per task cost measurable CPU (docs/performance.md). Celery reads
+    # these levels once, when the worker builds its task handlers, so they must be set before that.
+    if not log.isEnabledFor(logging.DEBUG):
+        for chatty in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     runtime = WorkerRuntime(settings, concurrency)
     serving = runtime.prepare()
     if not serving:
