@@ -2,7 +2,7 @@
 
 One key per delivery fingerprint (task id + remaining pipeline) holds the task's state:
 
-- ``claiming``: a bridge is enqueueing it (expires in a minute if that bridge dies); another delivery
+- ``claiming``: a bridge is enqueueing it (expires in 10 s if that bridge dies); another delivery
   waits until the claim is confirmed or expires, so a crash between claim and enqueue loses nothing.
 - ``queued``: the bridge enqueued it; another delivery of the same envelope is a duplicate.
 - an attempt count: each time a worker starts on it; a redelivery after a worker died runs it again.
@@ -22,7 +22,9 @@ from agent2389.keys import Keys
 
 CLAIMING, QUEUED, DONE, FAILED = "claiming", "queued", "done", "failed"
 NEW, PENDING, DUPLICATE = "new", "pending", "duplicate"
-CLAIM_TTL_S = 60
+# An enqueue takes milliseconds; a claim outlives it only when its bridge died. The bridge that takes
+# over waits for that claim with the agent's intake held up, so it must expire soon.
+CLAIM_TTL_S = 10
 
 # The caller may enqueue ("new") when the fingerprint is unknown or its last visit failed.
 _CLAIM = """
