@@ -68,7 +68,8 @@ def test_parameters_that_break_the_schema_never_reach_the_tool(executor_for: Mak
 
 
 def test_a_tool_stuck_in_a_loop_is_stopped_at_its_timeout_while_other_calls_go_on(executor_for: MakeExecutor) -> None:
-    executor = executor_for({"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 1.5},
+    # A generous timeout: the other calls may each start a fresh tool process on a loaded machine.
+    executor = executor_for({"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 4},
                              "echo": {"impl": SAMPLE + "EchoTool"}})
     [stuck_pid] = executor._pool.pids()
     results = {}
@@ -83,13 +84,13 @@ def test_a_tool_stuck_in_a_loop_is_stopped_at_its_timeout_while_other_calls_go_o
     time.sleep(0.2)
     meanwhile = [executor.run(ToolCall("echo", {"text": str(n)})) for n in range(3)]
     spinning_while_others_ran = spinner.is_alive()
-    spinner.join(timeout=10)
+    spinner.join(timeout=15)
 
     assert spinning_while_others_ran
     assert all(not outcome.is_error for outcome in meanwhile)
     assert results["spin"].is_error
-    assert results["spin"].content == "tool 'spin' failed: tool 'spin' did not finish within 1.5 s and was stopped"
-    assert 1.5 <= results["spin_s"] < 4
+    assert results["spin"].content == "tool 'spin' failed: tool 'spin' did not finish within 4 s and was stopped"
+    assert 4 <= results["spin_s"] < 7
     assert not is_running(stuck_pid)
     assert not executor.run(ToolCall("echo", {"text": "after"})).is_error
 
