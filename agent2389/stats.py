@@ -1,14 +1,19 @@
 """What bridge and workers record in Redis, so the web app can add it up across every replica.
 
-Each call is one pipelined round trip. Recording never breaks the work it describes: a Redis error
-here is logged and the numbers are lost, never the task.
+Each call is one pipelined round trip, or, with ``background=True`` (bridge and workers), is queued and
+written together with the calls of other tasks by one thread, so a task waits for no round trip of
+stats. Recording never breaks the work it describes: a Redis error here is logged and the numbers are
+lost, never the task.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -26,6 +31,11 @@ MINUTE_STATS_TTL_S = 2 * 3600
 # A task still marked in flight after this long lost its finish (its worker died after publishing):
 # no task runs this long (LLM and tool time-outs times the budget), so it is dropped from the count.
 IN_FLIGHT_STALE_S = 3600
+# Background recording: how long the writer lets calls gather (stats reach Redis this much later, in
+# one round trip for all), the most calls per round trip, and the most kept while Redis is slow.
+BATCH_WAIT_S = 0.01
+BATCH_MAX = 500
+PENDING_MAX = 100_000
 
 _SET_MAX = """
 local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -66,11 +76,23 @@ def bucket_label(seconds: float) -> str:
 
 
 class StatsRecorder:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, background: bool = False) -> None:
         self._redis = client
         self._keys = keys
         self._set_max = client.register_script(_SET_MAX)
         self._start = client.register_script(_START)
+        self._pending: queue.SimpleQueue[Callable[[Any], None] | threading.Event] | None = None
+        if background:
+            self._pending = queue.SimpleQueue()
+            threading.Thread(target=self._write_forever, name="stats", daemon=True).start()
+
+    def flush(self, timeout_s: float = 2.0) -> bool:
+        """Wait until every call made so far is written (or failed); True unless ``timeout_s`` passed."""
+        if self._pending is None:
+            return True
+        written = threading.Event()
+        self._pending.put(written)
+        return written.wait(timeout_s)
 
     def task_received(self, agent_id: str, task_id: str | None = None, conversation_id: str | None = None) -> None:
         def record(pipe: Any) -> None:
@@ -195,9 +217,35 @@ class StatsRecorder:
         pipe.zremrangebyrank(self._keys.recent_tasks(), 0, -RECENT_TASKS - 1)
 
     def _run(self, record: Any) -> None:
+        if self._pending is not None:
+            if self._pending.qsize() < PENDING_MAX:
+                self._pending.put(record)
+            return
+        self._write([record])
+
+    def _write(self, records: list[Callable[[Any], None]]) -> None:
         try:
             pipe = self._redis.pipeline(transaction=False)
-            record(pipe)
+            for record in records:
+                record(pipe)
             pipe.execute()
         except redis.RedisError as exc:
             log.debug("stats not recorded: %s", type(exc).__name__)
+
+    def _write_forever(self) -> None:
+        assert self._pending is not None
+        while True:
+            batch = [self._pending.get()]
+            if not isinstance(batch[0], threading.Event):
+                time.sleep(BATCH_WAIT_S)
+            while len(batch) < BATCH_MAX and not self._pending.empty():
+                batch.append(self._pending.get())
+            records = [item for item in batch if not isinstance(item, threading.Event)]
+            if records:
+                try:
+                    self._write(records)
+                except Exception:
+                    log.exception("stats not recorded")
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()

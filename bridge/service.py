@@ -26,7 +26,8 @@ class Bridge:
     def __init__(self, settings: Settings) -> None:
         keys = Keys(settings.key_prefix)
         client = connect_redis(settings)
-        stats = StatsRecorder(client, keys)
+        # In the background: the one intake thread per agent waits for no stats round trip.
+        stats = self.stats = StatsRecorder(client, keys, background=True)
         ledger = TaskLedger(client, keys, ttl_s=settings.dedup_ttl_s)
         enqueuer = Enqueuer(create_celery(settings))
         self.links: list[AgentLink] = []
@@ -56,6 +57,7 @@ class Bridge:
             dispatcher.stop()
         for link in self.links:
             link.stop()
+        self.stats.flush()
         self.stopped.set()
         log.info("bridge stopped")
 

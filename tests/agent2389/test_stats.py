@@ -156,3 +156,25 @@ def test_recording_while_redis_is_down_loses_the_numbers_but_never_raises(keys: 
     stats.task_started("a", "t1", "c", 1)
     stats.task_finished("a", "t1", 0.1, None)
     stats.tool_call("a", "x", 0.1, "ok")
+
+
+def test_background_recording_writes_every_call_in_order_once_flushed(redis_client: redis.Redis, keys: Keys) -> None:
+    stats = StatsRecorder(redis_client, keys, background=True)
+    for n in range(50):
+        stats.task_started("a", f"t{n}", "c", 1)
+        stats.task_finished("a", f"t{n}", 0.01, None)
+    assert stats.flush(5)
+    assert redis_client.hget(keys.agent_stats("a"), "tasks_completed") == "50"
+    assert redis_client.zcard(keys.in_flight()) == 0
+    events = [json.loads(e)["event"] for e in redis_client.lrange(keys.task_timeline("t7"), 0, -1)]
+    assert events == ["started", "completed"]
+
+
+def test_background_recording_while_redis_is_down_never_blocks_the_caller(keys: Keys) -> None:
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    stats = StatsRecorder(dead, keys, background=True)
+    started = time.monotonic()
+    for n in range(100):
+        stats.task_finished("a", f"t{n}", 0.1, None)
+    assert time.monotonic() - started < 0.5
+    assert stats.flush(5)
