@@ -62,6 +62,14 @@ def own_redis(tmp_path: Path) -> Iterator[PrivateService]:
 
 
 @pytest.fixture
+def own_redis_stopped(tmp_path: Path) -> Iterator[PrivateService]:
+    """A Redis of this test's own, not yet started."""
+    service = private_redis(tmp_path / "redis")
+    yield service
+    service.stop()
+
+
+@pytest.fixture
 def own_mosquitto(tmp_path: Path) -> Iterator[PrivateService]:
     """A Mosquitto of this test's own, not yet started (some scenarios start it late)."""
     service = private_mosquitto(tmp_path / "mosquitto")

@@ -178,3 +178,39 @@ class LoadPeer:
             else:
                 self.unattributed.append((message.topic, body))
             self._lock.notify_all()
+
+
+class TaskStream:
+    """Tasks published at a steady rate from a thread, while the scenario breaks something."""
+
+    def __init__(self, peer: LoadPeer, agent_id: str, conversation_id: str, count: int, per_second: float) -> None:
+        self.envelopes: list[dict[str, Any]] = []
+        self.sent_at: dict[str, float] = {}
+        self._peer, self._agent_id, self._conversation_id = peer, agent_id, conversation_id
+        self._count, self._gap_s = count, 1.0 / per_second
+        self._thread = threading.Thread(target=self._run, name="task-stream", daemon=True)
+
+    def __enter__(self) -> TaskStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join()
+
+    def wait_until_sent(self, count: int, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.envelopes) < count:
+            assert time.monotonic() < deadline, f"only {len(self.envelopes)} of {count} tasks sent"
+            time.sleep(0.01)
+
+    def sent_between(self, start: float, end: float) -> list[dict[str, Any]]:
+        return [e for e in self.envelopes if start <= self.sent_at[e["task_id"]] < end]
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        for i in range(self._count):
+            envelope = self._peer.send(self._agent_id, self._conversation_id, f"task {i}")
+            self.sent_at[envelope["task_id"]] = time.monotonic()
+            self.envelopes.append(envelope)
+            next_at += self._gap_s
+            time.sleep(max(0.0, next_at - time.monotonic()))
