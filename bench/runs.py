@@ -50,10 +50,12 @@ class Context:
 
     def round_trips(self, pids: dict[str, int]) -> dict[str, int]:
         """Redis round trips each named process made so far (empty when not counting)."""
-        counts = {}
+        counts: dict[str, int] = {}
         for name, pid in pids.items():
+            if self.rtt_dir is None:
+                break
             try:
-                counts[name] = int((self.rtt_dir / str(pid)).read_text()) if self.rtt_dir else 0
+                counts[name] = int((self.rtt_dir / str(pid)).read_text())
             except (OSError, ValueError):
                 continue
         return counts
