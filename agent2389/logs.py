@@ -84,5 +84,5 @@ def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | N
     root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
     # Library warnings become log lines too: every line a process writes is JSON in JSON mode.
     logging.captureWarnings(True)
-    for noisy in ("httpx", "httpcore", "anthropic", "urllib3"):
+    for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "anthropic", "urllib3"):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

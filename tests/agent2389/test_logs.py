@@ -38,3 +38,10 @@ def test_registered_secrets_never_reach_a_log_line(capsys: pytest.CaptureFixture
 def test_the_pretty_format_is_one_readable_line() -> None:
     text = PrettyFormatter().format(record("hello", duration_ms=3))
     assert "ERROR" in text and "hello" in text and "duration_ms=3" in text and "\n" not in text
+
+
+def test_the_http_clients_of_the_llm_sdk_write_no_line_per_request_at_info() -> None:
+    setup_logging("INFO", "json")
+    for name in ("httpx", "httpx2", "httpcore2"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+    assert logging.getLogger("httpx2").isEnabledFor(logging.WARNING)
