@@ -13,6 +13,9 @@ from agent2389.keys import Keys
 from agent2389.settings import Settings
 
 PROCESS_TASK = "agent2389.process_task"
+# kombu's Redis transport with the fixes a Redis restart needs (see the module); by name, which is also
+# how it shows in Celery's connection log lines.
+TRANSPORT = "agent2389.broker_transport:RedisTransport"
 # Well below the 60 s grace period that docker compose and Kubernetes give a stopping worker.
 SOFT_SHUTDOWN_S = 30.0
 
@@ -39,6 +42,7 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 def create_celery(settings: Settings) -> Celery:
     app = Celery("agent2389", broker=settings.redis_url, set_as_current=False)
     app.conf.update(
+        broker_transport=TRANSPORT,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
