@@ -11,9 +11,9 @@ import os
 import socket
 
 import celery.apps.worker
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
-from agent2389.celery_app import create_celery
+from agent2389.celery_app import SOFT_SHUTDOWN_S, create_celery
 from agent2389.keys import queue_name
 from agent2389.settings import Settings
 from workers.runtime import WorkerRuntime
@@ -46,6 +46,10 @@ def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
     app = create_celery(settings)
     register_tasks(app, runtime)
     worker_ready.connect(lambda sender, **kwargs: runtime.start(), weak=False)
+    # SIGTERM is Celery's warm shutdown, which waits for every task however long it runs; hand back what
+    # is still running after SOFT_SHUTDOWN_S, well within the orchestrator's grace period.
+    worker_shutting_down.connect(
+        lambda sender, how, **kwargs: runtime.stop_within(SOFT_SHUTDOWN_S) if how == "Warm" else None, weak=False)
     worker = app.Worker(
         hostname=f"agent2389@{socket.gethostname()}-{os.getpid()}",
         queues=[queue_name(agent_id) for agent_id in serving],

@@ -92,6 +92,31 @@ class WorkerRuntime:
         for runner in self.runners.values():
             runner.close()
 
+    def stop_within(self, seconds: float) -> None:
+        """Bound a warm shutdown: Celery's waits for every running task, however long it takes."""
+        threading.Thread(target=self._hand_back_after, args=(seconds,), name="shutdown-deadline",
+                         daemon=True).start()
+
+    def _hand_back_after(self, seconds: float) -> None:
+        if self.stopping.wait(seconds):
+            return
+        held = {id(r): r for r in (*worker_state.active_requests, *worker_state.reserved_requests) if r is not None}
+        log.warning("still running %d task(s) after %.0f s of shutdown; handing them back to the queue",
+                    len(held), seconds)
+        for request in held.values():
+            try:
+                # Straight to Redis: Celery would defer the reject to its event loop, which has stopped.
+                request.message.reject(requeue=True)
+            except Exception as exc:
+                log.warning("could not hand a task back (%s); its lease expires instead", type(exc).__name__)
+        try:
+            self.presence.leave(self.info.worker_id)
+        except redis.RedisError:
+            log.warning("could not remove this worker's heartbeat; it expires by itself")
+        self.stats.flush()
+        # Now, before a task still running here publishes an answer that another worker will publish too.
+        os._exit(0)
+
     def run_task(self, agent_id: str, wire: dict[str, Any]) -> None:
         try:
             agent = self.settings.agent(agent_id)
