@@ -32,6 +32,11 @@ def require_conversation_id(conversation_id: str) -> str:
         raise InvalidInputError("conversation_id must not be empty")
     if any(bad in conversation_id for bad in _FORBIDDEN_IN_CONVERSATION_ID):
         raise InvalidInputError("conversation_id must not contain '/', '+', '#' or NUL")
+    try:
+        # JSON escapes can carry lone surrogates, and no topic with one can be published.
+        conversation_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError("conversation_id must be valid UTF-8") from None
     return conversation_id
 
 

@@ -34,6 +34,9 @@ class Rejected:
 
 
 Decision = Accepted | Rejected
+# pydantic serializes at most 255 levels: a deeper task was accepted here, then failed on its way to the
+# queue and vanished without an answer (found by the intake fuzz, docs/reliability.md).
+MAX_NESTING = 128
 
 
 def examine(agent: AgentConfig, topic: str, payload: bytes | bytearray, retained: bool) -> Decision:
@@ -49,6 +52,9 @@ def examine(agent: AgentConfig, topic: str, payload: bytes | bytearray, retained
         return Rejected("invalid_json", "rejected a message that is not JSON")
     if not isinstance(data, dict):
         return Rejected("invalid_json", "rejected a message that is not a JSON object")
+    problem = _unfit(data)
+    if problem is not None:
+        return _invalid_envelope(agent, data, problem)
     try:
         envelope = TaskEnvelope.model_validate(data)
     except (ValidationError, RecursionError) as exc:
@@ -86,10 +92,35 @@ def _invalid_envelope(agent: AgentConfig, data: dict[str, Any], exc: Exception) 
     return Rejected("invalid_input", f"rejected an invalid task: {message}", (topic, error))
 
 
+def _unfit(document: dict[str, Any]) -> ValueError | None:
+    """What makes a parsed task impossible to carry any further (to the queue, to MQTT), if anything."""
+    if _nesting(document) > MAX_NESTING:
+        return ValueError(f"nested more than {MAX_NESTING} levels deep")
+    try:
+        # JSON escapes can carry lone surrogates, which no UTF-8 encoder (pydantic, paho) accepts.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return ValueError("text must be valid Unicode (no lone surrogates)")
+    return None
+
+
+def _nesting(document: Any) -> int:
+    """How deeply arrays and objects nest in ``document``, counted without recursion."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, level = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _describe_invalid(exc: Exception) -> str:
     if isinstance(exc, RecursionError):
         return "invalid task: nested too deeply"
-    assert isinstance(exc, ValidationError)
+    if not isinstance(exc, ValidationError):
+        return sanitize_error_message(f"invalid task: {exc}")
     problems = []
     for err in exc.errors()[:5]:
         field = ".".join(str(part) for part in err["loc"]) or "task"
