@@ -103,7 +103,12 @@ def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: in
         return _error(agent, envelope, ErrorCode.INTERNAL_ERROR, "the agent failed unexpectedly")
     if envelope.next is not None:
         forwarded = envelope.forwarded(text)
-        return Outcome(canonicalize(forwarded.topic), json.dumps(forwarded.to_wire()))
+        payload, limit = json.dumps(forwarded.to_wire()), agent.agent.max_message_bytes
+        if len(payload) > limit:
+            # The next agent would drop it unanswered (PROTOCOL.md §5 step 3): tell the conversation instead.
+            return _error(agent, envelope, ErrorCode.INTERNAL_ERROR, f"the result is too large to forward to the "
+                          f"next agent ({len(payload)} bytes; the limit is {limit})")
+        return Outcome(canonicalize(forwarded.topic), payload)
     response = TaskResponse(task_id=envelope.task_id, response=text)
     return Outcome(conversation_topic(envelope.conversation_id, agent.id), response.model_dump_json())
 
