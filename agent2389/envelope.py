@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent2389.errors import ErrorCode
-from agent2389.topics import canonicalize, require_conversation_id
+from agent2389.topics import canonicalize, is_publishable, require_conversation_id
 
 MAX_ERROR_MESSAGE_CHARS = 500
 _FORBIDDEN_IN_TOPIC = ("+", "#", "\x00")
@@ -32,6 +32,8 @@ def _require_publishable_topic(topic: str) -> str:
         raise ValueError("topic must name at least one level")
     if any(bad in topic for bad in _FORBIDDEN_IN_TOPIC):
         raise ValueError("topic must not contain '+', '#' or NUL")
+    if not is_publishable(topic):
+        raise ValueError("topic must be at most 65535 bytes without control characters or non-characters")
     return topic
 
 

@@ -9,6 +9,24 @@ from agent2389.errors import ConfigError, InvalidInputError
 AGENT_ID_PATTERN = re.compile(r"[a-zA-Z0-9._-]+")
 _SLASH_RUNS = re.compile(r"/+")
 _FORBIDDEN_IN_CONVERSATION_ID = ("/", "+", "#", "\x00")
+MAX_TOPIC_BYTES = 65535
+
+
+def is_publishable(text: str) -> bool:
+    """Whether ``text`` may be part of a topic we publish to.
+
+    Mosquitto disconnects a client that publishes to a topic with a control character, a non-character
+    or a lone surrogate (MQTT 5 §1.5.4), and paho resends the message after every reconnect: one such
+    id from another agent would cut the bridge's or a worker's connection for good.
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_TOPIC_BYTES:
+        return False
+    return not any(_unpublishable(ord(char)) for char in text)
+
+
+def _unpublishable(code: int) -> bool:
+    return (code <= 0x1F or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or 0xFDD0 <= code <= 0xFDEF
+            or code & 0xFFFE == 0xFFFE)
 
 
 def canonicalize(topic: str) -> str:
@@ -32,11 +50,9 @@ def require_conversation_id(conversation_id: str) -> str:
         raise InvalidInputError("conversation_id must not be empty")
     if any(bad in conversation_id for bad in _FORBIDDEN_IN_CONVERSATION_ID):
         raise InvalidInputError("conversation_id must not contain '/', '+', '#' or NUL")
-    try:
-        # JSON escapes can carry lone surrogates, and no topic with one can be published.
-        conversation_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError("conversation_id must be valid UTF-8") from None
+    if not is_publishable(conversation_id):
+        raise InvalidInputError("conversation_id must not contain control characters, non-characters or "
+                                "lone surrogates")
     return conversation_id
 
 
