@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,6 +62,8 @@ class LoadPeer:
         self.answers: dict[str, list[tuple[str, dict[str, Any], float]]] = defaultdict(list)
         self.unattributed: list[tuple[str, Any]] = []
         self.statuses: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+        # Sees every message but statuses, in arrival order (for checks that need more than task ids).
+        self.on_any: Callable[[str, Any], None] = lambda topic, body: None
         self.connected = threading.Event()
         self._topics: list[str] = []
         self._lock = threading.Condition()
@@ -171,6 +174,8 @@ class LoadPeer:
         except ValueError:
             body = message.payload
         with self._lock:
+            if not message.topic.endswith("/status"):
+                self.on_any(message.topic, body)
             if message.topic.endswith("/status") and isinstance(body, dict):
                 self.statuses[str(body.get("agent_id"))].append((time.monotonic(), body))
             elif isinstance(body, dict) and isinstance(body.get("task_id"), str):

@@ -13,9 +13,14 @@ LEAKS = ("Traceback", 'File "', "site-packages", "/work/", "/root", "/home/", "/
 
 
 def assert_publishable_topic(topic: str) -> None:
-    topic.encode("utf-8")  # paho cannot publish to a topic that is not valid UTF-8
+    raw = topic.encode("utf-8")  # paho cannot publish to a topic that is not valid UTF-8
+    assert len(raw) <= 65535, f"topic of {len(raw)} bytes"
     assert not any(bad in topic for bad in ("+", "#", "\x00")), f"wildcard or NUL in topic {topic!r}"
     assert canonicalize(topic) == topic, f"topic not canonical: {topic!r}"
+    # Mosquitto disconnects a publisher for these (its lib/utf8_mosq.c, after MQTT 5 section 1.5.4).
+    rejected = [c for c in topic if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or 0xFDD0 <= ord(c) <= 0xFDEF
+                or ord(c) & 0xFFFF in (0xFFFE, 0xFFFF)]
+    assert not rejected, f"the broker would disconnect whoever publishes to {topic!r}"
 
 
 def assert_conversation_topic(topic: str, agent_id: str) -> None:

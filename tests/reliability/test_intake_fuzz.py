@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,19 +15,24 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent2389.config import AgentConfig
+from agent2389.config_loader import load_agents
+from agent2389.envelope import TaskEnvelope, TaskError
 from agent2389.keys import Keys
 from agent2389.ledger import TaskLedger
 from agent2389.stats import StatsRecorder
-from agent2389.topics import canonicalize
+from agent2389.topics import canonicalize, conversation_topic, input_topic
 from bridge.intake import Accepted, Rejected, depth_error, examine
+from tests.reliability.conftest import Scale, StackFactory
 from tests.reliability.fuzz_payloads import payloads
+from tests.reliability.peer import LoadPeer
 from tests.reliability.reply_checks import (
     assert_conversation_topic,
     assert_publishable_topic,
     assert_well_formed_answer,
 )
-from tests.reliability.results import FULL
-from workers.llm.echo import EchoRunner
+from tests.reliability.results import FULL, record
+from workers.llm import TaskRequest
+from workers.llm.echo import EchoRunner, echo_text
 from workers.processing import Deps, process
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "fuzz"}, "llm": {"provider": "echo", "model": "echo"}})
@@ -72,6 +79,8 @@ FOUND = [
     task(input={"text": "x\udfff"}),
     json.dumps({"task_id": str(uuid.uuid4()), "conversation_id": "c1", "topic": INPUT, "input": {},
                 "\ud800": None}).encode(),
+    task(conversation_id="line\nbreak"),
+    task(next={"topic": "/control/agents/x\u0085/input", "instruction": None, "input": None, "next": None}),
     task(instruction="x" * 262_000, next={"topic": SINK_INPUT, "instruction": None, "input": None, "next": None}),
 ]
 
@@ -87,6 +96,8 @@ FOUND = [
 @example(payload=FOUND[2], retained=False, topic=INPUT)
 @example(payload=FOUND[3], retained=False, topic=INPUT)
 @example(payload=FOUND[4], retained=False, topic=INPUT)
+@example(payload=FOUND[5], retained=False, topic=INPUT)
+@example(payload=FOUND[6], retained=False, topic=INPUT)
 def test_no_input_message_escapes_the_intake_as_a_crash_a_loss_or_a_malformed_reply(
     worker_deps: Callable[[], tuple[Deps, Published]], payload: bytes, retained: bool, topic: str
 ) -> None:
@@ -129,3 +140,103 @@ def fresh_task_id(document: Any) -> Any:
     if isinstance(document, dict) and isinstance(document.get("task_id"), str):
         return {**document, "task_id": str(uuid.uuid4())}
     return document
+
+
+def expected_messages(agent: AgentConfig, sink_input: str, payload: bytes,
+                      seen: set[str]) -> list[tuple[str, str | None, str]] | None:
+    """(topic, task id, kind) of every message the system must publish for ``payload``; None: do not send it.
+
+    A task accepted twice is answered once (a duplicate), which needs no fuzzing here: those are not sent.
+    """
+    decision = examine(agent, input_topic(agent.id), payload, False)
+    if isinstance(decision, Rejected):
+        return [] if decision.reply is None else [reply_key(decision.reply)]
+    envelope = decision.envelope
+    if envelope.pipeline_fingerprint() in seen:
+        return None
+    seen.add(envelope.pipeline_fingerprint())
+    too_deep = depth_error(agent, envelope)
+    if too_deep is not None:
+        assert too_deep.reply is not None
+        return [reply_key(too_deep.reply)]
+    answer_topic = conversation_topic(envelope.conversation_id, agent.id)
+    if envelope.next is None:
+        return [(answer_topic, envelope.task_id, "response")]
+    if len(json.dumps(envelope.forwarded(echo_text_of(agent, envelope)).to_wire())) > agent.agent.max_message_bytes:
+        return [(answer_topic, envelope.task_id, "internal_error")]
+    return [(canonicalize(sink_input), envelope.task_id, "forward")]
+
+
+def reply_key(reply: tuple[str, TaskError]) -> tuple[str, str | None, str]:
+    topic, error = reply
+    return topic, error.task_id, error.error.code.value
+
+
+def echo_text_of(agent: AgentConfig, envelope: TaskEnvelope) -> str:
+    request = TaskRequest(agent=agent, task_id=envelope.task_id, conversation_id=envelope.conversation_id,
+                          instruction=envelope.instruction, input=envelope.input)
+    return echo_text(request)
+
+
+def received_key(topic: str, body: Any) -> tuple[str, str | None, str]:
+    if topic.endswith("/input"):
+        return topic, body.get("task_id"), "forward"
+    assert_well_formed_answer(json.dumps(body))
+    return topic, body["task_id"], "response" if "response" in body else body["error"]["code"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
+def test_a_running_bridge_and_worker_take_a_fuzz_run_and_still_answer_a_valid_task(
+    make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
+    scale: Scale,
+) -> None:
+    agent_id, sink = f"fuzzed-{unique_id}", f"sink-{unique_id}"
+    sink_input = f"/control/agents/{sink}/input"
+    collected: list[bytes] = []
+
+    @settings(max_examples=scale.fuzz_wire_messages, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(payloads(agent_id, sink_input))
+    def collect(payload: bytes) -> None:
+        collected.append(payload)
+
+    collect()
+    stack = make_stack(redis_url, mqtt_url, {agent_id: ""})
+    [agent] = load_agents(stack.config_dir)
+    peer = peers(mqtt_url)
+    peer.follow(f"/conversations/+/{agent_id}")
+    peer.follow(sink_input)
+    peer.follow(f"/control/agents/{agent_id}/status")
+    stack.worker("--concurrency", "10")
+    stack.bridge()
+    peer.wait_for_status(agent_id, "available", timeout_s=30)
+    received: list[tuple[str, Any]] = []
+    peer.on_any = lambda topic, body: received.append((topic, body))
+
+    expected: list[tuple[str, str | None, str]] = []
+    seen: set[str] = set()
+    sent = 0
+    for i, payload in enumerate(collected):
+        wanted = expected_messages(agent, sink_input, payload, seen)
+        if wanted is None:
+            continue
+        expected.extend(wanted)
+        peer.send_raw(input_topic(agent_id), payload, retain=i % 50 == 0)
+        sent += 1
+    peer.send_raw(input_topic(agent_id), b"", retain=True)  # clears what the retained sends left behind
+    peer.flush(timeout_s=120)
+    deadline = time.monotonic() + (120 if scale.full else 60)
+    while len(received) < len(expected) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(scale.quiet_s)
+    got = Counter(received_key(topic, body) for topic, body in received)
+    assert got == Counter(expected), f"missing: {Counter(expected) - got}; unexpected: {got - Counter(expected)}"
+
+    assert [p.name for p in stack.processes if p.popen.poll() is not None] == []
+    valid = peer.send(agent_id, f"after-{unique_id}", "still there?")
+    assert peer.wait_for_answers([valid["task_id"]], timeout_s=15), "no answer to a valid task after the fuzz run"
+    record("8 intake fuzz over MQTT", sent=sent, answered=len(received), duplicated=0,
+           errors=sum(1 for key in expected if key[2] not in ("response", "forward")), recovery_s=None,
+           payloads_generated=len(collected), in_process_examples=EXAMPLES)
