@@ -15,7 +15,9 @@ from typing import Any
 import redis
 
 from agent2389.celery_app import create_celery
+from agent2389.envelope import TaskEnvelope
 from agent2389.keys import Keys
+from agent2389.ledger import TaskLedger
 from agent2389.settings import Settings
 from tests.e2e.stack import Process, Stack
 from tests.reliability.peer import LoadPeer
@@ -192,3 +194,13 @@ def hold_restore_lock_like_a_dead_worker(stack: FaultStack) -> float:
         lock = qos.channel.client.lock(qos.unacked_mutex_key, timeout=qos.unacked_mutex_expire)
         assert lock.acquire(blocking=False), "the restore lock was already held"
         return float(qos.unacked_mutex_expire)
+
+
+def ledger_state(stack: FaultStack, envelope: dict[str, Any]) -> str | None:
+    """What the shared ledger says about one task: claiming, queued, done, failed or nothing yet."""
+    client = stack.redis()
+    try:
+        return TaskLedger(client, Keys(stack.key_prefix)).state(TaskEnvelope.model_validate(envelope)
+                                                                 .pipeline_fingerprint())
+    finally:
+        client.close()

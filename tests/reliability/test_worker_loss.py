@@ -17,6 +17,7 @@ from tests.reliability.system import (
     assert_healthy,
     bring_up,
     hold_restore_lock_like_a_dead_worker,
+    ledger_state,
     missing,
     trace,
     wait_until,
@@ -172,3 +173,28 @@ def test_an_agent_whose_workers_are_all_gone_is_unavailable_and_its_tasks_wait_f
 
 def _epoch(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+@pytest.mark.reliability_full
+@pytest.mark.xfail(strict=True, reason="known loss: kombu's Redis transport takes a task off its queue (BRPOP) "
+                   "before it records it as unacknowledged; a worker killed in between loses it "
+                   "(docs/reliability.md, 'What can still go wrong')")
+def test_a_worker_killed_while_a_task_is_on_its_way_to_it_loses_nothing(
+    make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
+) -> None:
+    agent, conversation = f"transit-{unique_id}", f"conv-{unique_id}"
+    stack = make_stack(redis_url, mqtt_url, {agent: ""})
+    peer = peers(mqtt_url)
+    bring_up(stack, peer, [agent], conversation, workers=[("--concurrency", "4")])
+    [victim] = stack.live("worker")
+    # Frozen while it waits in BRPOP: Redis still hands it the next task, which it never records.
+    victim.signal(signal.SIGSTOP)
+    task = peer.send(agent, conversation, "in transit")
+    wait_until(lambda: ledger_state(stack, task) == "queued" and stack.backlog(agent) == (0, 0), 10,
+               "the frozen worker was not handed the task")
+    victim.signal(signal.SIGKILL)
+    stack.worker("--concurrency", "4")
+    answered = peer.wait_for_answers([task["task_id"]], timeout_s=stack.visibility_timeout_s + 20)
+    record("1c worker SIGKILL with a task in transit", sent=1, answered=int(answered), duplicated=0, errors=0,
+           recovery_s=None)
+    assert answered
