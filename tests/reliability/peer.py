@@ -61,6 +61,8 @@ class LoadPeer:
         # task id -> (topic, body, monotonic arrival time) of every answer that named it
         self.answers: dict[str, list[tuple[str, dict[str, Any], float]]] = defaultdict(list)
         self.unattributed: list[tuple[str, Any]] = []
+        # Messages the broker marked as redelivered (QoS 1 DUP flag), by task id.
+        self.redelivered: dict[str, int] = defaultdict(int)
         self.statuses: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
         # Sees every message but statuses, in arrival order (for checks that need more than task ids).
         self.on_any: Callable[[str, Any], None] = lambda topic, body: None
@@ -180,6 +182,8 @@ class LoadPeer:
                 self.statuses[str(body.get("agent_id"))].append((time.monotonic(), body))
             elif isinstance(body, dict) and isinstance(body.get("task_id"), str):
                 self.answers[body["task_id"]].append((message.topic, body, time.monotonic()))
+                if message.dup:
+                    self.redelivered[body["task_id"]] += 1
             else:
                 self.unattributed.append((message.topic, body))
             self._lock.notify_all()

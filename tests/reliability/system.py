@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,3 +205,14 @@ def ledger_state(stack: FaultStack, envelope: dict[str, Any]) -> str | None:
                                                                  .pipeline_fingerprint())
     finally:
         client.close()
+
+
+def published_by_workers(stack: FaultStack) -> Counter[str]:
+    """How many times the workers published an outcome for each task id (their "task completed/failed" lines)."""
+    counts: Counter[str] = Counter()
+    for process in stack.processes:
+        if process.name.startswith("worker-"):
+            for line in process.log_lines():
+                if line.get("fields", {}).get("message") in ("task completed", "task failed"):
+                    counts[str(line.get("span", {}).get("task_id"))] += 1
+    return counts

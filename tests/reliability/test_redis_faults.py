@@ -28,7 +28,7 @@ def outage_seen_by_health(stack: FaultStack, timeout_s: float) -> dict[str, obje
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("outage", ["restart", "unreachable"])
+@pytest.mark.parametrize("outage", ["restart", pytest.param("unreachable", marks=pytest.mark.reliability_full)])
 def test_a_redis_outage_under_load_loses_nothing_accepted_and_everything_recovers_without_a_restart(
     make_stack: StackFactory, peers: Callable[..., LoadPeer], own_redis: PrivateService, mqtt_url: str,
     unique_id: str, scale: Scale, outage: str,

@@ -31,7 +31,10 @@ def exactly_once(count: int, errors: int = 0) -> Tally:
                  wrong_topic=0)
 
 
-@pytest.mark.parametrize("restore_lock_left_behind", [False, True], ids=["plain", "after-a-death-mid-restore"])
+@pytest.mark.parametrize("restore_lock_left_behind", [
+    pytest.param(False, id="plain", marks=pytest.mark.reliability_full),
+    pytest.param(True, id="after-a-death-mid-restore"),
+])
 def test_a_worker_killed_with_tasks_in_flight_has_every_one_answered_once_within_a_minute(
     make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
     scale: Scale, restore_lock_left_behind: bool,
@@ -135,6 +138,7 @@ def test_a_worker_stopped_with_tasks_longer_than_its_soft_shutdown_time_hands_th
     assert_healthy(stack, [agent])
 
 
+@pytest.mark.reliability_full
 def test_an_agent_whose_workers_are_all_gone_is_unavailable_and_its_tasks_wait_for_a_new_one(
     make_stack: StackFactory, peers: Callable[..., LoadPeer], redis_url: str, mqtt_url: str, unique_id: str,
     scale: Scale,
