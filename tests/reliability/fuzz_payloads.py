@@ -92,7 +92,9 @@ def sized(draw: st.DrawFn, agent_id: str, next_topic: str) -> bytes:
 @st.composite
 def deep_json(draw: st.DrawFn, agent_id: str) -> bytes:
     """Nesting far past the recursion limit, as the whole message or inside an otherwise valid task."""
-    depth = draw(st.integers(200, 120_000))
+    # Not near the recursion limit (1000): there json.loads succeeds or fails with the caller's stack depth,
+    # so the test's prediction and the bridge's thread could disagree on the very same message.
+    depth = draw(st.integers(200, 700) | st.integers(1_300, 120_000))
     nested = b"[" * depth + b"]" * depth if draw(st.booleans()) else b'{"a":' * depth + b"1" + b"}" * depth
     if not draw(st.booleans()):
         return nested

@@ -2,7 +2,7 @@
 
 Every scenario calls ``record``; the numbers of the last run of each scenario (fast or full) are kept
 in build/reliability/results.json, and ``python -m tests.reliability.results`` prints them as the
-Markdown table that docs/reliability.md shows.
+Markdown table that docs/reliability.md shows (``--fast`` for the CI subset's numbers).
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,15 +38,20 @@ def record(scenario: str, **numbers: Any) -> None:
 def table(entries: list[dict[str, Any]]) -> str:
     lines = ["| scenario | mode | " + " | ".join(COLUMNS) + " | other measurements |",
              "|---|---|" + "---|" * len(COLUMNS) + "---|"]
-    for entry in sorted(entries, key=lambda e: e["scenario"]):
-        main = [str(entry.get(column, "")) for column in COLUMNS]
+    for entry in sorted(entries, key=_scenario_order):
+        main = ["-" if entry.get(column) is None else str(entry[column]) for column in COLUMNS]
         others = ", ".join(f"{k} {v}" for k, v in entry.items()
                            if k not in (*COLUMNS, "scenario", "mode", "when", "host"))
         lines.append(f"| {entry['scenario']} | {entry['mode']} | " + " | ".join(main) + f" | {others} |")
     return "\n".join(lines)
 
 
+def _scenario_order(entry: dict[str, Any]) -> tuple[int, str]:
+    number = re.match(r"\d+", entry["scenario"])
+    return (int(number.group()) if number else 0), entry["scenario"]
+
+
 if __name__ == "__main__":
     saved = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    mode = "full" if FULL or not any(k.startswith("fast:") for k in saved) else "fast"
-    print(table([entry for entry in saved.values() if entry["mode"] == mode]))
+    wanted = "fast" if "--fast" in sys.argv else "full"
+    print(table([entry for entry in saved.values() if entry["mode"] == wanted]))

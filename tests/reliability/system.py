@@ -18,7 +18,6 @@ import redis
 from agent2389.celery_app import create_celery
 from agent2389.envelope import TaskEnvelope
 from agent2389.keys import Keys
-from agent2389.ledger import TaskLedger
 from agent2389.settings import Settings
 from tests.e2e.stack import Process, Stack
 from tests.reliability.peer import LoadPeer
@@ -199,10 +198,16 @@ def hold_restore_lock_like_a_dead_worker(stack: FaultStack) -> float:
 
 def ledger_state(stack: FaultStack, envelope: dict[str, Any]) -> str | None:
     """What the shared ledger says about one task: claiming, queued, done, failed or nothing yet."""
+    return ledger_entry(stack, envelope)[0]
+
+
+def ledger_entry(stack: FaultStack, envelope: dict[str, Any]) -> tuple[str | None, int]:
+    """(state, attempts) of one task in the shared ledger."""
     client = stack.redis()
     try:
-        return TaskLedger(client, Keys(stack.key_prefix)).state(TaskEnvelope.model_validate(envelope)
-                                                                 .pipeline_fingerprint())
+        key = Keys(stack.key_prefix).ledger(TaskEnvelope.model_validate(envelope).pipeline_fingerprint())
+        state, attempts = client.hmget(key, ["state", "attempts"])
+        return (state.decode() if isinstance(state, bytes) else state), int(attempts or 0)
     finally:
         client.close()
 

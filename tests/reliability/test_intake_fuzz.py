@@ -232,11 +232,12 @@ def test_a_running_bridge_and_worker_take_a_fuzz_run_and_still_answer_a_valid_ta
         time.sleep(0.2)
     time.sleep(scale.quiet_s)
     got = Counter(received_key(topic, body) for topic, body in received)
-    assert got == Counter(expected), f"missing: {Counter(expected) - got}; unexpected: {got - Counter(expected)}"
-
-    assert [p.name for p in stack.processes if p.popen.poll() is not None] == []
+    replies = len(received)
     valid = peer.send(agent_id, f"after-{unique_id}", "still there?")
-    assert peer.wait_for_answers([valid["task_id"]], timeout_s=15), "no answer to a valid task after the fuzz run"
-    record("8 intake fuzz over MQTT", sent=sent, answered=len(received), duplicated=0,
+    answered = peer.wait_for_answers([valid["task_id"]], timeout_s=15)
+    record("8 intake fuzz over MQTT", sent=sent, answered=replies, duplicated=0,
            errors=sum(1 for key in expected if key[2] not in ("response", "forward")), recovery_s=None,
-           payloads_generated=len(collected), in_process_examples=EXAMPLES)
+           payloads_generated=len(collected), replies_expected=len(expected), in_process_examples=EXAMPLES)
+    assert got == Counter(expected), f"missing: {Counter(expected) - got}; unexpected: {got - Counter(expected)}"
+    assert [p.name for p in stack.processes if p.popen.poll() is not None] == []
+    assert answered, "no answer to a valid task after the fuzz run"

@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_a_task_that_always_crashes_its_worker_fails_after_bounded_attempts_and_
 
     with Supervisor(stack, 2, "--concurrency", "4") as supervisor:
         poison = peer.send(agent, conversation, "POISON")
-        others = []
+        others: list[dict[str, Any]] = []
         started = time.monotonic()
         # Ordinary tasks keep arriving all the while the poison task is crashing workers.
         while not peer.answers.get(poison["task_id"]) and time.monotonic() - started < 120:

@@ -36,7 +36,9 @@ def test_a_redis_outage_under_load_loses_nothing_accepted_and_everything_recover
     agent, conversation = f"steady-{unique_id}", f"conv-{unique_id}"
     count = 300 if scale.full else 80
     down_s = 10.0 if outage == "unreachable" else (5.0 if scale.full else 2.0)
-    stack = make_stack(f"redis://127.0.0.1:{own_redis.port}/0", mqtt_url, {agent: "delay_s = 1"})
+    # The shipped visibility timeout: leases must outlast the outage, or tasks still running go round twice.
+    stack = make_stack(f"redis://127.0.0.1:{own_redis.port}/0", mqtt_url, {agent: "delay_s = 1"},
+                       visibility_timeout_s=30)
     peer = peers(mqtt_url)
     bring_up(stack, peer, [agent], conversation, workers=[("--concurrency", "20")] * 2)
     processes = [p.popen.pid for p in stack.processes]
