@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import MqttPeer, Stack, write_agent
+from tests.e2e.stack import MqttPeer, Process, Stack, write_agent
 
 pytestmark = pytest.mark.slow
 
@@ -18,17 +18,24 @@ def conversation() -> str:
     return f"conv-{uuid.uuid4().hex[:8]}"
 
 
+def start_slow_agent(stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str,
+                     delay_s: float, cid: str) -> tuple[str, Process]:
+    """A bridge and one worker for an agent whose LLM takes ``delay_s``; returns its id and the worker."""
+    slow = f"slow-{unique_id}"
+    write_agent(config_dir, slow, mqtt_url, llm=f"delay_s = {delay_s}")
+    peer.subscribe(f"/conversations/{cid}/#")
+    peer.subscribe(f"/control/agents/{slow}/status")
+    worker = stack.worker()
+    stack.bridge()
+    peer.wait_for_status(slow, "available")
+    return slow, worker
+
+
 def test_a_worker_killed_mid_task_loses_nothing_and_answers_once(
     stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str
 ) -> None:
-    slow = f"slow-{unique_id}"
-    write_agent(config_dir, slow, mqtt_url, llm="delay_s = 3")
     cid = conversation()
-    peer.subscribe(f"/conversations/{cid}/#")
-    peer.subscribe(f"/control/agents/{slow}/status")
-    doomed = stack.worker()
-    stack.bridge()
-    peer.wait_for_status(slow, "available")
+    slow, doomed = start_slow_agent(stack, peer, config_dir, mqtt_url, unique_id, 3, cid)
     sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(5)}
     time.sleep(1.5)
     doomed.signal(signal.SIGKILL)
@@ -99,14 +106,8 @@ def test_an_agent_without_workers_is_unavailable_and_its_tasks_wait_for_one(
 def test_a_worker_stopped_gracefully_finishes_what_it_holds(
     stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str
 ) -> None:
-    slow = f"slow-{unique_id}"
-    write_agent(config_dir, slow, mqtt_url, llm="delay_s = 2")
     cid = conversation()
-    peer.subscribe(f"/conversations/{cid}/#")
-    peer.subscribe(f"/control/agents/{slow}/status")
-    worker = stack.worker()
-    stack.bridge()
-    peer.wait_for_status(slow, "available")
+    slow, worker = start_slow_agent(stack, peer, config_dir, mqtt_url, unique_id, 2, cid)
     sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(4)}
     time.sleep(1)
     worker.signal(signal.SIGTERM)
