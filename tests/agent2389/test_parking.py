@@ -1,0 +1,120 @@
+"""Parked messages on the real Redis: a message taken off its queue by a worker that died is given back, once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from kombu import Connection
+
+from agent2389.celery_app import create_celery
+from agent2389.keys import Keys
+from agent2389.parking import ParkingSweeper, parked_key
+from agent2389.settings import Settings
+
+QUEUE = "parking-test"
+
+
+@pytest.fixture
+def connection(redis_url: str, key_prefix: str) -> Iterator[Connection]:
+    app = create_celery(Settings(redis_url=redis_url, key_prefix=key_prefix))
+    connection = app.connection_for_write()
+    yield connection
+    connection.close()
+
+
+@pytest.fixture
+def prefix(key_prefix: str) -> str:
+    return Keys(key_prefix).celery_prefix()
+
+
+def sweeper(redis_client: redis.Redis, prefix: str, grace_s: int) -> ParkingSweeper:
+    return ParkingSweeper(redis_client, prefix, grace_s)
+
+
+def test_a_message_is_parked_while_queued_and_unparked_when_a_worker_records_it(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = connection.SimpleQueue(QUEUE)
+    queue.put({"n": 1})
+    assert redis_client.hlen(prefix + parked_key(QUEUE)) == 1
+    message = queue.get(timeout=5)
+    assert redis_client.hlen(prefix + parked_key(QUEUE)) == 0
+    assert redis_client.hlen(prefix + "unacked") == 1
+    message.ack()
+    assert redis_client.hlen(prefix + "unacked") == 0
+    assert redis_client.llen(prefix + QUEUE) == 0
+
+
+def test_a_message_taken_by_a_worker_that_died_before_recording_it_goes_back_after_the_grace_time(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = connection.SimpleQueue(QUEUE)
+    queue.put({"n": 1})
+    # What a worker's BRPOP does, without the worker living on to record it.
+    assert redis_client.rpop(prefix + QUEUE) is not None
+    sweep = sweeper(redis_client, prefix, grace_s=2)
+    assert sweep.sweep(QUEUE) == []
+    assert redis_client.llen(prefix + QUEUE) == 0
+    time.sleep(2.1)
+    assert len(sweep.sweep(QUEUE)) == 1
+    assert queue.get(timeout=5).payload == {"n": 1}
+    assert sweep.sweep(QUEUE) == []
+    assert redis_client.llen(prefix + QUEUE) == 0
+
+
+def test_a_message_a_live_worker_records_between_two_sweeps_is_not_given_back(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = connection.SimpleQueue(QUEUE)
+    queue.put({"n": 1})
+    raw = redis_client.rpop(prefix + QUEUE)
+    assert raw is not None
+    sweep = sweeper(redis_client, prefix, grace_s=1)
+    assert sweep.sweep(QUEUE) == []
+    # The worker records it (its unacked transaction unparks it): in transit no more.
+    [tag] = redis_client.hkeys(prefix + parked_key(QUEUE))
+    redis_client.hdel(prefix + parked_key(QUEUE), tag)
+    time.sleep(1.1)
+    assert sweep.sweep(QUEUE) == []
+    assert redis_client.llen(prefix + QUEUE) == 0
+
+
+def test_a_backlog_waiting_on_its_queue_is_never_given_back_twice(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = connection.SimpleQueue(QUEUE)
+    for n in range(100):
+        queue.put({"n": n})
+    redis_client.rpop(prefix + QUEUE)
+    sweep = sweeper(redis_client, prefix, grace_s=0)
+    assert len(sweep.sweep(QUEUE)) == 1
+    for _ in range(3):
+        assert sweep.sweep(QUEUE) == []
+    assert redis_client.llen(prefix + QUEUE) == 100
+    assert sorted(queue.get(timeout=5).payload["n"] for _ in range(100)) == list(range(100))
+
+
+def test_a_message_handed_back_by_a_worker_is_parked_again(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = connection.SimpleQueue(QUEUE)
+    queue.put({"n": 1})
+    queue.get(timeout=5).requeue()
+    assert redis_client.llen(prefix + QUEUE) == 1
+    assert redis_client.hlen(prefix + parked_key(QUEUE)) == 1
+    assert redis_client.hlen(prefix + "unacked") == 0
+    assert sweeper(redis_client, prefix, grace_s=0).sweep(QUEUE) == []
+
+
+def test_purging_a_queue_forgets_its_parked_messages(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    queue = connection.SimpleQueue(QUEUE)
+    queue.put({"n": 1})
+    assert queue.clear() == 1
+    assert redis_client.hlen(prefix + parked_key(QUEUE)) == 0
+    assert sweeper(redis_client, prefix, grace_s=0).sweep(QUEUE) == []
+    assert redis_client.llen(prefix + QUEUE) == 0
