@@ -2,8 +2,9 @@
 
 Each call is one pipelined round trip, or, with ``background=True`` (bridge and workers), is queued and
 written together with the calls of other tasks by one thread, so a task waits for no round trip of
-stats. Recording never breaks the work it describes: a Redis error here is logged and the numbers are
-lost, never the task.
+stats; the calls of one round trip are merged into few commands (agent2389.stats_batch). Recording
+never breaks the work it describes: a Redis error here is logged and the numbers are lost, never the
+task.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import redis
 
 from agent2389.keys import Keys
+from agent2389.stats_batch import StatsBatch
 
 log = logging.getLogger("agent2389.stats")
 
@@ -37,33 +39,6 @@ BATCH_WAIT_S = 0.01
 BATCH_MAX = 500
 PENDING_MAX = 100_000
 
-_SET_MAX = """
-local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-return 0
-"""
-
-# Marks a task in flight and keeps the highest number of tasks ever in flight at once, per agent
-# and for the whole system, in one step so concurrent workers cannot miss a peak.
-_START = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local total = redis.call('ZCARD', KEYS[1])
-local agent = 0
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if string.sub(member, 1, string.len(ARGV[4])) == ARGV[4] then agent = agent + 1 end
-end
-local function raise(key, value)
-  if value > tonumber(redis.call('HGET', key, 'max_pipeline_depth_reached') or '0') then
-    redis.call('HSET', key, 'max_pipeline_depth_reached', value)
-  end
-end
-raise(KEYS[2], agent)
-raise(KEYS[3], total)
-return total
-"""
-
-
 def in_flight_member(agent_id: str, task_id: str) -> str:
     return f"{agent_id}:{task_id}"
 
@@ -79,9 +54,7 @@ class StatsRecorder:
     def __init__(self, client: redis.Redis, keys: Keys, background: bool = False) -> None:
         self._redis = client
         self._keys = keys
-        self._set_max = client.register_script(_SET_MAX)
-        self._start = client.register_script(_START)
-        self._pending: queue.SimpleQueue[Callable[[Any], None] | threading.Event] | None = None
+        self._pending: queue.SimpleQueue[Callable[[StatsBatch], None] | threading.Event] | None = None
         if background:
             self._pending = queue.SimpleQueue()
             threading.Thread(target=self._write_forever, name="stats", daemon=True).start()
@@ -95,23 +68,24 @@ class StatsRecorder:
         return written.wait(timeout_s)
 
     def task_received(self, agent_id: str, task_id: str | None = None, conversation_id: str | None = None) -> None:
-        def record(pipe: Any) -> None:
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
             key = self._keys.agent_stats(agent_id)
-            pipe.hincrby(key, "tasks_received", 1)
-            pipe.hsetnx(key, "first_received", time.time())
-            pipe.hset(key, "last_received", time.time())
-            pipe.sadd(self._keys.agents_index(), agent_id)
+            batch.incr(key, "tasks_received")
+            batch.set_field_once(key, "first_received", now)
+            batch.set_field(key, "last_received", now)
+            batch.add_member(self._keys.agents_index(), agent_id)
             if task_id is not None:
-                self._event(pipe, task_id, agent_id, "received", conversation_id=conversation_id)
+                self._event(batch, task_id, agent_id, "received", conversation_id=conversation_id)
 
         self._run(record)
 
     def task_rejected(self, agent_id: str, reason: str) -> None:
-        def record(pipe: Any) -> None:
+        def record(batch: StatsBatch) -> None:
             key = self._keys.agent_stats(agent_id)
-            pipe.hincrby(key, "tasks_rejected", 1)
-            pipe.hincrby(key, f"rejected_{reason}", 1)
-            pipe.sadd(self._keys.agents_index(), agent_id)
+            batch.incr(key, "tasks_rejected")
+            batch.incr(key, f"rejected_{reason}")
+            batch.add_member(self._keys.agents_index(), agent_id)
 
         self._run(record)
 
@@ -119,17 +93,16 @@ class StatsRecorder:
         """``depth`` is the task's protocol pipeline depth (1 + nested ``next``); the stats' pipeline
         depth is the number of tasks in flight at once, as the runbook reads it."""
 
-        def record(pipe: Any) -> None:
+        def record(batch: StatsBatch) -> None:
             now = time.time()
             key = self._keys.agent_stats(agent_id)
-            pipe.hincrby(key, "tasks_started", 1)
-            pipe.hset(key, "last_started", now)
-            pipe.sadd(self._keys.agents_index(), agent_id)
-            self._set_max(keys=[key], args=["max_task_depth", depth], client=pipe)
-            self._start(keys=[self._keys.in_flight(), key, self._keys.system_stats()],
-                        args=[in_flight_member(agent_id, task_id), now, now - IN_FLIGHT_STALE_S, f"{agent_id}:"],
-                        client=pipe)
-            self._event(pipe, task_id, agent_id, "started", conversation_id=conversation_id, depth=depth)
+            batch.incr(key, "tasks_started")
+            batch.set_field(key, "last_started", now)
+            batch.add_member(self._keys.agents_index(), agent_id)
+            batch.raise_field(key, "max_task_depth", depth)
+            batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
+            batch.start(key, f"{agent_id}:", in_flight_member(agent_id, task_id), now)
+            self._event(batch, task_id, agent_id, "started", conversation_id=conversation_id, depth=depth)
 
         self._run(record)
 
@@ -137,26 +110,25 @@ class StatsRecorder:
                       message: str | None = None) -> None:
         """``message`` is the already sanitized error text, shown in the task's timeline."""
 
-        def record(pipe: Any) -> None:
+        def record(batch: StatsBatch) -> None:
             now = time.time()
             key = self._keys.agent_stats(agent_id)
-            outcome = "tasks_failed" if error_code else "tasks_completed"
-            pipe.hincrby(key, outcome, 1)
+            batch.incr(key, "tasks_failed" if error_code else "tasks_completed")
             if error_code:
-                pipe.hincrby(key, f"failed_{error_code}", 1)
-            pipe.hincrbyfloat(key, "duration_seconds_sum", duration_s)
-            pipe.hset(key, "last_finished", now)
-            pipe.hincrby(self._keys.histogram(agent_id), bucket_label(duration_s), 1)
-            pipe.lpush(self._keys.durations(agent_id), round(duration_s * 1000, 3))
-            pipe.ltrim(self._keys.durations(agent_id), 0, DURATION_WINDOW - 1)
-            pipe.zrem(self._keys.in_flight(), in_flight_member(agent_id, task_id))
+                batch.incr(key, f"failed_{error_code}")
+            batch.incr_float(key, "duration_seconds_sum", duration_s)
+            batch.set_field(key, "last_finished", now)
+            batch.incr(self._keys.histogram(agent_id), bucket_label(duration_s))
+            batch.push_head(self._keys.durations(agent_id), round(duration_s * 1000, 3), keep=DURATION_WINDOW)
+            batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
+            batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
             minute = self._keys.minute_stats(agent_id, int(now // 60))
-            pipe.hincrby(minute, "failed" if error_code else "completed", 1)
-            pipe.expire(minute, MINUTE_STATS_TTL_S)
-            pipe.sadd(self._keys.agents_index(), agent_id)
+            batch.incr(minute, "failed" if error_code else "completed")
+            batch.expire(minute, MINUTE_STATS_TTL_S)
+            batch.add_member(self._keys.agents_index(), agent_id)
             state = "failed" if error_code else "completed"
-            self._event(pipe, task_id, agent_id, state, duration_ms=round(duration_s * 1000, 3), error_code=error_code,
-                        message=message)
+            self._event(batch, task_id, agent_id, state, duration_ms=round(duration_s * 1000, 3),
+                        error_code=error_code, message=message)
 
         self._run(record)
 
@@ -165,36 +137,36 @@ class StatsRecorder:
         """``outcome`` is ``ok``, ``failed`` or ``timeout``; with ``task_id`` the call joins the task's
         timeline (``error``: the sanitized reason it failed)."""
 
-        def record(pipe: Any) -> None:
+        def record(batch: StatsBatch) -> None:
             key = self._keys.tool_stats(agent_id, tool)
-            pipe.hincrby(key, "executions", 1)
+            batch.incr(key, "executions")
             if outcome != "ok":
-                pipe.hincrby(key, "failures", 1)
+                batch.incr(key, "failures")
             if outcome == "timeout":
-                pipe.hincrby(key, "timeouts", 1)
-            pipe.hincrbyfloat(key, "duration_seconds_sum", duration_s)
-            pipe.hset(key, "last_execution", time.time())
-            pipe.sadd(self._keys.tools_index(agent_id), tool)
+                batch.incr(key, "timeouts")
+            batch.incr_float(key, "duration_seconds_sum", duration_s)
+            batch.set_field(key, "last_execution", time.time())
+            batch.add_member(self._keys.tools_index(agent_id), tool)
             if task_id is not None:
-                self._event(pipe, task_id, agent_id, "tool_call", tool=tool, outcome=outcome,
+                self._event(batch, task_id, agent_id, "tool_call", tool=tool, outcome=outcome,
                             duration_ms=round(duration_s * 1000, 3), error=error)
 
         self._run(record)
 
     def llm_call(self, agent_id: str, model: str, duration_s: float, input_tokens: int, output_tokens: int,
                  ok: bool, task_id: str | None = None, error: str | None = None) -> None:
-        def record(pipe: Any) -> None:
+        def record(batch: StatsBatch) -> None:
             key = self._keys.llm_stats(agent_id, model)
-            pipe.hincrby(key, "calls", 1)
+            batch.incr(key, "calls")
             if not ok:
-                pipe.hincrby(key, "failures", 1)
-            pipe.hincrby(key, "input_tokens", input_tokens)
-            pipe.hincrby(key, "output_tokens", output_tokens)
-            pipe.hincrbyfloat(key, "duration_seconds_sum", duration_s)
-            pipe.hset(key, "last_call", time.time())
-            pipe.sadd(self._keys.models_index(agent_id), model)
+                batch.incr(key, "failures")
+            batch.incr(key, "input_tokens", input_tokens)
+            batch.incr(key, "output_tokens", output_tokens)
+            batch.incr_float(key, "duration_seconds_sum", duration_s)
+            batch.set_field(key, "last_call", time.time())
+            batch.add_member(self._keys.models_index(agent_id), model)
             if task_id is not None:
-                self._event(pipe, task_id, agent_id, "llm_call", model=model, ok=ok,
+                self._event(batch, task_id, agent_id, "llm_call", model=model, ok=ok,
                             duration_ms=round(duration_s * 1000, 3), input_tokens=input_tokens,
                             output_tokens=output_tokens, error=error)
 
@@ -202,32 +174,33 @@ class StatsRecorder:
 
     def mqtt_published(self, count: int = 1, failed: bool = False) -> None:
         field = "publish_failures" if failed else "messages_published"
-        self._run(lambda p: p.hincrby(self._keys.mqtt_stats(), field, count))
+        self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), field, count))
 
     def task_event(self, task_id: str, agent_id: str, event: str, **data: Any) -> None:
-        self._run(lambda p: self._event(p, task_id, agent_id, event, **data))
+        self._run(lambda batch: self._event(batch, task_id, agent_id, event, **data))
 
-    def _event(self, pipe: Any, task_id: str, agent_id: str, event: str, **data: Any) -> None:
+    def _event(self, batch: StatsBatch, task_id: str, agent_id: str, event: str, **data: Any) -> None:
         now = time.time()
         entry = {"event": event, "agent": agent_id, "at": now, **{k: v for k, v in data.items() if v is not None}}
         timeline = self._keys.task_timeline(task_id)
-        pipe.rpush(timeline, json.dumps(entry))
-        pipe.expire(timeline, TIMELINE_TTL_S)
-        pipe.zadd(self._keys.recent_tasks(), {task_id: now})
-        pipe.zremrangebyrank(self._keys.recent_tasks(), 0, -RECENT_TASKS - 1)
+        batch.push_tail(timeline, json.dumps(entry))
+        batch.expire(timeline, TIMELINE_TTL_S)
+        batch.score(self._keys.recent_tasks(), task_id, now, keep=RECENT_TASKS)
 
-    def _run(self, record: Any) -> None:
+    def _run(self, record: Callable[[StatsBatch], None]) -> None:
         if self._pending is not None:
             if self._pending.qsize() < PENDING_MAX:
                 self._pending.put(record)
             return
         self._write([record])
 
-    def _write(self, records: list[Callable[[Any], None]]) -> None:
+    def _write(self, records: list[Callable[[StatsBatch], None]]) -> None:
+        batch = StatsBatch()
+        for record in records:
+            record(batch)
         try:
             pipe = self._redis.pipeline(transaction=False)
-            for record in records:
-                record(pipe)
+            batch.write(pipe)
             pipe.execute()
         except redis.RedisError as exc:
             log.debug("stats not recorded: %s", type(exc).__name__)

@@ -8,6 +8,7 @@ from redis.retry import Retry
 
 from agent2389.keys import Keys
 from agent2389.stats import DURATION_WINDOW, IN_FLIGHT_STALE_S, StatsRecorder, bucket_label
+from agent2389.stats_batch import StatsBatch
 from tests.services import free_port
 
 
@@ -178,3 +179,61 @@ def test_background_recording_while_redis_is_down_never_blocks_the_caller(keys: 
         stats.task_finished("a", f"t{n}", 0.1, None)
     assert time.monotonic() - started < 0.5
     assert stats.flush(5)
+
+
+def test_the_peak_in_flight_is_kept_when_tasks_start_and_finish_within_one_batch(
+    redis_client: redis.Redis, keys: Keys
+) -> None:
+    stats = StatsRecorder(redis_client, keys, background=True)
+    stats.task_started("a", "a1", "c", 1)
+    stats.task_started("a", "a2", "c", 4)
+    stats.task_started("b", "b1", "c", 2)
+    stats.task_finished("a", "a1", 0.1, None)
+    stats.task_started("a", "a3", "c", 1)
+    stats.task_finished("b", "b1", 0.1, None)
+    stats.task_started("b", "b2", "c", 1)
+    assert stats.flush(5)
+    assert set(redis_client.zrange(keys.in_flight(), 0, -1)) == {"a:a2", "a:a3", "b:b2"}
+    assert redis_client.hget(keys.agent_stats("a"), "max_pipeline_depth_reached") == "2"
+    assert redis_client.hget(keys.agent_stats("b"), "max_pipeline_depth_reached") == "1"
+    assert redis_client.hget(keys.system_stats(), "max_pipeline_depth_reached") == "3"
+    assert redis_client.hget(keys.agent_stats("a"), "max_task_depth") == "4"
+    assert redis_client.hget(keys.agent_stats("a"), "tasks_started") == "3"
+
+
+def test_a_peak_reached_earlier_is_never_lowered(stats: StatsRecorder, redis_client: redis.Redis, keys: Keys) -> None:
+    redis_client.hset(keys.agent_stats("a"), mapping={"max_pipeline_depth_reached": 7, "max_task_depth": 9})
+    redis_client.hset(keys.system_stats(), "max_pipeline_depth_reached", 8)
+    stats.task_started("a", "t1", "c", 2)
+    assert redis_client.hget(keys.agent_stats("a"), "max_pipeline_depth_reached") == "7"
+    assert redis_client.hget(keys.agent_stats("a"), "max_task_depth") == "9"
+    assert redis_client.hget(keys.system_stats(), "max_pipeline_depth_reached") == "8"
+
+
+class CommandCounter:
+    """Stands in for a redis-py pipeline and counts the commands queued on it."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+
+    def __getattr__(self, name: str) -> object:
+        def command(*args: object, **kwargs: object) -> None:
+            self.commands += 1
+
+        return command
+
+
+def test_a_batch_of_many_tasks_costs_two_commands_per_task_and_a_few_more(keys: Keys) -> None:
+    stats, batch = StatsRecorder.__new__(StatsRecorder), StatsBatch()
+    stats._keys = keys
+    stats._run = lambda record: record(batch)  # type: ignore[method-assign]
+    for n in range(50):
+        stats.task_received("a")
+        stats.task_event(f"t{n}", "a", "queued", celery_id="x")
+        stats.task_started("a", f"t{n}", "c", 1)
+        stats.task_finished("a", f"t{n}", 0.01, None)
+        stats.mqtt_published()
+    pipe = CommandCounter()
+    batch.write(pipe)
+    # Each task's timeline is a key of its own (RPUSH and EXPIRE); everything else is shared.
+    assert pipe.commands <= 2 * 50 + 25
