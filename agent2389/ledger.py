@@ -46,6 +46,53 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return 0
 """
 
+# A batch of claims in order, each as _CLAIM; stops at the first "pending", so nothing after a delivery
+# that must wait is claimed (the caller keeps the order of an agent's tasks).
+_CLAIM_MANY = """
+local results = {}
+for i, key in ipairs(KEYS) do
+  local state = redis.call('HGET', key, 'state')
+  if state == 'claiming' then
+    results[i] = 'pending'
+    return results
+  end
+  if state and state ~= 'failed' then
+    results[i] = 'duplicate'
+  else
+    redis.call('DEL', key)
+    redis.call('HSET', key, 'state', 'claiming', 'attempts', 0)
+    redis.call('EXPIRE', key, ARGV[1])
+    results[i] = 'new'
+  end
+end
+return results
+"""
+
+_CONFIRM_MANY = """
+for _, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'state') == 'claiming' then
+    redis.call('HSET', key, 'state', 'queued')
+  end
+  redis.call('EXPIRE', key, ARGV[1])
+end
+return 0
+"""
+
+# One script rather than a MULTI of four commands: the same atomic step, a third of the client CPU.
+_BEGIN = """
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+local state = redis.call('HGET', KEYS[1], 'state')
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return {attempts, state, redis.call('GET', KEYS[2])}
+"""
+
+_FINISH = """
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('DEL', KEYS[2])
+return 0
+"""
+
 _UNCLAIM = """
 if redis.call('HGET', KEYS[1], 'state') == 'claiming' then redis.call('DEL', KEYS[1]) end
 return 0
@@ -73,6 +120,10 @@ class TaskLedger:
         self._claim = client.register_script(_CLAIM)
         self._confirm = client.register_script(_CONFIRM)
         self._unclaim = client.register_script(_UNCLAIM)
+        self._claim_many = client.register_script(_CLAIM_MANY)
+        self._confirm_many = client.register_script(_CONFIRM_MANY)
+        self._begin = client.register_script(_BEGIN)
+        self._finish = client.register_script(_FINISH)
 
     def claim(self, fingerprint: str) -> str:
         """``new`` (enqueue it, then ``confirm``), ``duplicate`` (drop it) or ``pending`` (ask again later)."""
@@ -83,19 +134,26 @@ class TaskLedger:
         """The claimed delivery is on its queue: remember it for the full time-to-live."""
         self._confirm(keys=[self._keys.ledger(fingerprint)], args=[self._ttl_s])
 
+    def claim_many(self, fingerprints: list[str]) -> list[str]:
+        """``claim`` for each, in order, in one round trip; the list ends early, with ``pending``, at the
+        first delivery that must wait (the ones after it are not claimed)."""
+        if not fingerprints:
+            return []
+        results = self._claim_many(keys=[self._keys.ledger(f) for f in fingerprints], args=[CLAIM_TTL_S])
+        return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
+
+    def confirm_many(self, fingerprints: list[str]) -> None:
+        if fingerprints:
+            self._confirm_many(keys=[self._keys.ledger(f) for f in fingerprints], args=[self._ttl_s])
+
     def unclaim(self, fingerprint: str) -> None:
         """Forget a claim whose enqueue failed, so the redelivered message is not taken for a duplicate."""
         self._unclaim(keys=[self._keys.ledger(fingerprint)])
 
     def begin(self, fingerprint: str) -> Visit:
         """Record one more attempt and return what earlier attempts left behind."""
-        key = self._keys.ledger(fingerprint)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hincrby(key, "attempts", 1)
-        pipe.hget(key, "state")
-        pipe.expire(key, self._ttl_s)
-        pipe.get(self._keys.outbox(fingerprint))
-        attempts, state, _, outcome = pipe.execute()
+        keys = [self._keys.ledger(fingerprint), self._keys.outbox(fingerprint)]
+        attempts, state, outcome = self._begin(keys=keys, args=[self._ttl_s])
         return Visit(_text(state), int(attempts), _text(outcome))
 
     def keep_outcome(self, fingerprint: str, outcome: str) -> None:
@@ -103,18 +161,15 @@ class TaskLedger:
         self._redis.set(self._keys.outbox(fingerprint), outcome, ex=self._ttl_s)
 
     def finish(self, fingerprint: str, failed: bool) -> None:
-        key = self._keys.ledger(fingerprint)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(key, "state", FAILED if failed else DONE)
-        pipe.expire(key, self._ttl_s)
-        pipe.delete(self._keys.outbox(fingerprint))
-        pipe.execute()
+        keys = [self._keys.ledger(fingerprint), self._keys.outbox(fingerprint)]
+        self._finish(keys=keys, args=[FAILED if failed else DONE, self._ttl_s])
 
     def state(self, fingerprint: str) -> str | None:
         return _text(self._redis.hget(self._keys.ledger(fingerprint), "state"))
 
 
 def _text(value: object) -> str | None:
-    if value is None:
+    # A script's nil comes back as None, or as False on a RESP3 connection.
+    if value is None or value is False:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -2,6 +2,11 @@
 
 A message is acknowledged to the broker only after its task is safely in Redis (or it was rejected), so
 a bridge that dies or a Redis that is down loses nothing: the broker delivers the message again.
+
+Under a backlog the messages waiting are taken in together: one round trip claims them all, each is
+sent, one round trip confirms them all, then each is acknowledged, in the order received. Anything
+out of the ordinary (a rejection, a claim to wait for, a failure) ends the batch before it, and that
+message takes the one-at-a-time path with its retries.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from kombu.exceptions import OperationalError
 
 from agent2389.envelope import TaskEnvelope
 from agent2389.errors import ServiceUnavailableError
-from agent2389.ledger import DUPLICATE, PENDING, TaskLedger
+from agent2389.ledger import DUPLICATE, NEW, PENDING, TaskLedger
 from agent2389.logs import log_fields, span
 from agent2389.mqtt import wait_for_puback
 from agent2389.stats import StatsRecorder
@@ -35,6 +40,8 @@ class ClaimPendingError(ServiceUnavailableError):
 _RETRYABLE = (redis.RedisError, OperationalError, ConnectionError, OSError, ServiceUnavailableError)
 _STOP = object()
 PUBLISH_TIMEOUT_S = 10.0
+# The most messages taken in with one claim and one confirm (each is still sent on its own).
+BATCH_MAX = 64
 
 
 class Dispatcher:
@@ -69,12 +76,76 @@ class Dispatcher:
 
     def _loop(self) -> None:
         while True:
-            item = self._inbox.get()
-            if item is _STOP:
+            messages, stop = self._next_messages()
+            for _ in messages:
+                self._stats.task_received(self._link.agent.id)
+            while messages:
+                batch = len(messages) > 1 and not self._stopping.is_set()
+                taken = self._take_in_batch(messages) if batch else 0
+                if not taken:
+                    self._handle_until_done(messages[0])
+                    taken = 1
+                messages = messages[taken:]
+            if stop:
                 return
+
+    def _next_messages(self) -> tuple[list[paho.MQTTMessage], bool]:
+        """Wait for a message, then take whatever else is waiting, up to BATCH_MAX; True when stopping."""
+        messages: list[paho.MQTTMessage] = []
+        item = self._inbox.get()
+        while item is not _STOP:
             assert isinstance(item, paho.MQTTMessage)
-            self._stats.task_received(self._link.agent.id)
-            self._handle_until_done(item)
+            messages.append(item)
+            if len(messages) >= BATCH_MAX:
+                return messages, False
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return messages, False
+        return messages, True
+
+    def _take_in_batch(self, messages: list[paho.MQTTMessage]) -> int:
+        """Queue a leading run of ordinary new tasks together; returns how many messages it acknowledged
+        (0: let the first one take the one-at-a-time path)."""
+        agent = self._link.agent
+        run: list[tuple[paho.MQTTMessage, TaskEnvelope, str]] = []
+        seen: set[str] = set()
+        for message in messages:
+            decision = examine(agent, message.topic, message.payload, bool(message.retain))
+            if not isinstance(decision, Accepted) or depth_error(agent, decision.envelope) is not None:
+                break
+            fingerprint = decision.envelope.pipeline_fingerprint()
+            # Twice in one batch, or left half done by a failed attempt: one at a time sorts it out.
+            if fingerprint in self._claimed or fingerprint in self._enqueued or fingerprint in seen:
+                break
+            seen.add(fingerprint)
+            run.append((message, decision.envelope, fingerprint))
+        if len(run) < 2:
+            return 0
+        try:
+            claims = self._ledger.claim_many([fingerprint for *_, fingerprint in run])
+            # One being queued by another bridge waits, one at a time; the ones after it were not claimed.
+            run = run[:len(claims) - 1] if claims[-1] == PENDING else run
+            new = [(envelope, f) for (_, envelope, f), claim in zip(run, claims, strict=False) if claim == NEW]
+            self._claimed.update(f for _, f in new)
+            for envelope, fingerprint in new:
+                with span("task_intake", task_id=envelope.task_id, agent_id=agent.id,
+                          conversation_id=envelope.conversation_id):
+                    self._enqueue(fingerprint, envelope)
+            self._ledger.confirm_many([f for _, f in new])
+        except Exception as exc:
+            # What was claimed or sent is remembered in _claimed and _enqueued; the one-at-a-time path
+            # finishes each message from there, with its retries (and drops one that cannot be queued).
+            log.warning("cannot queue a batch of tasks for %s (%s); one at a time", agent.id, type(exc).__name__,
+                        exc_info=not isinstance(exc, _RETRYABLE))
+            return 0
+        self._enqueued.difference_update(f for _, f in new)
+        for (message, _, _), claim in zip(run, claims, strict=False):
+            if claim == DUPLICATE:
+                self._reject(message, Rejected("duplicate", "discarded a duplicate delivery of a task"))
+            else:
+                self._link.ack(message)
+        return len(run)
 
     def _handle_until_done(self, message: paho.MQTTMessage) -> None:
         delay = 0.1

@@ -63,3 +63,41 @@ def test_ledger_keys_expire(redis_client: redis.Redis, key_prefix: str) -> None:
     book.claim("t:1")
     book.confirm("t:1")
     assert 0 < redis_client.ttl(Keys(key_prefix).ledger("t:1")) <= 60
+
+
+def test_a_batch_of_claims_answers_each_in_order_like_single_claims(redis_client: redis.Redis, key_prefix: str) -> None:
+    book = ledger(redis_client, key_prefix)
+    book.claim("t:queued")
+    book.confirm("t:queued")
+    book.claim("t:failed")
+    book.finish("t:failed", failed=True)
+    assert book.claim_many(["t:1", "t:queued", "t:failed", "t:2"]) == [NEW, DUPLICATE, NEW, NEW]
+    assert book.claim("t:2") == PENDING
+    book.confirm_many(["t:1", "t:failed", "t:2"])
+    assert [book.state(f) for f in ("t:1", "t:failed", "t:2")] == ["queued"] * 3
+    assert 0 < redis_client.ttl(Keys(key_prefix).ledger("t:2")) <= 60
+
+
+def test_a_batch_of_claims_stops_at_a_delivery_that_must_wait(redis_client: redis.Redis, key_prefix: str) -> None:
+    book = ledger(redis_client, key_prefix)
+    book.claim("t:other-bridge")
+    assert book.claim_many(["t:1", "t:other-bridge", "t:2"]) == [NEW, PENDING]
+    assert book.state("t:2") is None
+
+
+def test_confirming_a_batch_keeps_what_a_worker_already_recorded(redis_client: redis.Redis, key_prefix: str) -> None:
+    book = ledger(redis_client, key_prefix)
+    assert book.claim_many(["t:1", "t:2"]) == [NEW, NEW]
+    book.finish("t:1", failed=False)
+    book.confirm_many(["t:1", "t:2"])
+    assert (book.state("t:1"), book.state("t:2")) == ("done", "queued")
+
+
+def test_finishing_forgets_the_kept_outcome(redis_client: redis.Redis, key_prefix: str) -> None:
+    book = ledger(redis_client, key_prefix)
+    book.claim("t:1")
+    book.begin("t:1")
+    book.keep_outcome("t:1", "answer")
+    book.finish("t:1", failed=False)
+    visit = book.begin("t:1")
+    assert visit.finished and visit.outcome is None and visit.attempts == 2

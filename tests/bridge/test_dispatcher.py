@@ -46,22 +46,25 @@ class FakeLink:
 
 
 class FlakyEnqueuer:
-    def __init__(self, failures: int) -> None:
+    """Fails ``failures`` times in a row, after ``succeeding_first`` successful sends."""
+
+    def __init__(self, failures: int, succeeding_first: int = 0) -> None:
         self.failures = failures
+        self.succeeding_first = succeeding_first
         self.sent: list[str] = []
 
     def enqueue(self, agent_id: str, envelope: TaskEnvelope) -> str:
-        if self.failures:
+        if self.failures and len(self.sent) >= self.succeeding_first:
             self.failures -= 1
             raise redis.ConnectionError("Redis is down")
         self.sent.append(envelope.task_id)
         return "celery-id"
 
 
-def message(mid: int, task_id: str) -> paho.MQTTMessage:
+def message(mid: int, task_id: str, payload: bytes | None = None) -> paho.MQTTMessage:
     msg = paho.MQTTMessage(mid, b"/control/agents/a/input")
-    msg.payload = json.dumps({"task_id": task_id, "conversation_id": "c", "topic": "/control/agents/a/input",
-                              "input": "x"}).encode()
+    msg.payload = payload or json.dumps({"task_id": task_id, "conversation_id": "c",
+                                         "topic": "/control/agents/a/input", "input": "x"}).encode()
     msg.qos = 1
     return msg
 
@@ -114,3 +117,112 @@ def test_a_delivery_claimed_by_a_bridge_that_died_waits_for_the_claim_and_is_the
         time.sleep(0.05)
     dispatch.stop()
     assert enqueuer.sent == [task_id] and link.acked == [3]
+
+
+def fingerprint_of(task_id: str) -> str:
+    return TaskEnvelope.model_validate(json.loads(message(0, task_id).payload)).pipeline_fingerprint()
+
+
+def run_backlog(dispatch: Dispatcher, link: FakeLink, messages: list[paho.MQTTMessage],
+                before_stop: Any = None) -> None:
+    """Submit every message before the dispatcher starts, as a backlog, and wait until all are acknowledged."""
+    for msg in messages:
+        dispatch.submit(link, msg)  # type: ignore[arg-type]
+    dispatch.start()
+    deadline = time.monotonic() + 10
+    while len(link.acked) < len(messages) and time.monotonic() < deadline:
+        if before_stop is not None:
+            before_stop()
+        time.sleep(0.05)
+    dispatch.stop()
+
+
+def test_a_backlog_is_queued_and_acknowledged_in_the_order_received(redis_client: redis.Redis,
+                                                                   key_prefix: str) -> None:
+    enqueuer = FlakyEnqueuer(failures=0)
+    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
+    task_ids = [str(uuid.uuid4()) for _ in range(150)]
+    run_backlog(dispatch, link, [message(n, t) for n, t in enumerate(task_ids)])
+    assert enqueuer.sent == task_ids and link.acked == list(range(150))
+    ledger = TaskLedger(redis_client, Keys(key_prefix))
+    assert {ledger.state(fingerprint_of(t)) for t in task_ids} == {"queued"}
+
+
+class CountingLedger(TaskLedger):
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.round_trips = 0
+
+    def claim(self, fingerprint: str) -> str:
+        self.round_trips += 1
+        return super().claim(fingerprint)
+
+    def claim_many(self, fingerprints: list[str]) -> list[str]:
+        self.round_trips += 1
+        return super().claim_many(fingerprints)
+
+    def confirm(self, fingerprint: str) -> None:
+        self.round_trips += 1
+        super().confirm(fingerprint)
+
+    def confirm_many(self, fingerprints: list[str]) -> None:
+        self.round_trips += 1
+        super().confirm_many(fingerprints)
+
+
+def test_a_backlog_is_claimed_and_confirmed_in_a_few_round_trips(redis_client: redis.Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    enqueuer, link, ledger = FlakyEnqueuer(failures=0), FakeLink(), CountingLedger(redis_client, keys)
+    dispatch = Dispatcher(link, ledger, enqueuer, StatsRecorder(redis_client, keys))  # type: ignore[arg-type]
+    run_backlog(dispatch, link, [message(n, str(uuid.uuid4())) for n in range(128)])
+    assert len(enqueuer.sent) == 128 and ledger.round_trips == 4
+
+
+def test_duplicates_and_invalid_messages_in_a_backlog_are_answered_in_their_place(redis_client: redis.Redis,
+                                                                                 key_prefix: str) -> None:
+    enqueuer = FlakyEnqueuer(failures=0)
+    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
+    seen, twice = str(uuid.uuid4()), str(uuid.uuid4())
+    ledger = TaskLedger(redis_client, Keys(key_prefix))
+    ledger.claim(fingerprint_of(seen))
+    ledger.confirm(fingerprint_of(seen))
+    fresh = [str(uuid.uuid4()) for _ in range(4)]
+    backlog = [message(0, fresh[0]), message(1, seen), message(2, fresh[1]), message(3, twice),
+               message(4, "", b'{"conversation_id": "c", "input": 1}'), message(5, twice), message(6, fresh[2]),
+               message(7, fresh[3])]
+    run_backlog(dispatch, link, backlog)
+    assert enqueuer.sent == [fresh[0], fresh[1], twice, fresh[2], fresh[3]]
+    assert link.acked == list(range(8))
+    assert [topic for topic, _ in link.errors] == ["/conversations/c/a"]
+
+
+def test_a_backlog_waits_at_a_task_another_bridge_is_queueing_and_keeps_its_order(redis_client: redis.Redis,
+                                                                                  key_prefix: str) -> None:
+    enqueuer = FlakyEnqueuer(failures=0)
+    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
+    task_ids = [str(uuid.uuid4()) for _ in range(6)]
+    ledger = TaskLedger(redis_client, Keys(key_prefix))
+    assert ledger.claim(fingerprint_of(task_ids[2])) == "new"  # another bridge's claim, never confirmed
+    for n, task_id in enumerate(task_ids):
+        dispatch.submit(link, message(n, task_id))  # type: ignore[arg-type]
+    dispatch.start()
+    time.sleep(1.0)
+    assert enqueuer.sent == task_ids[:2] and link.acked == [0, 1]
+    assert ledger.state(fingerprint_of(task_ids[3])) is None  # nothing after the wait is claimed meanwhile
+    redis_client.delete(Keys(key_prefix).ledger(fingerprint_of(task_ids[2])))  # as if the claim expired
+    deadline = time.monotonic() + 10
+    while len(link.acked) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dispatch.stop()
+    assert enqueuer.sent == task_ids and link.acked == list(range(6))
+
+
+def test_a_backlog_whose_enqueue_fails_midway_queues_each_task_once_in_order(redis_client: redis.Redis,
+                                                                            key_prefix: str) -> None:
+    enqueuer = FlakyEnqueuer(failures=2, succeeding_first=3)
+    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
+    task_ids = [str(uuid.uuid4()) for _ in range(10)]
+    run_backlog(dispatch, link, [message(n, t) for n, t in enumerate(task_ids)])
+    assert enqueuer.sent == task_ids and link.acked == list(range(10))
+    ledger = TaskLedger(redis_client, Keys(key_prefix))
+    assert {ledger.state(fingerprint_of(t)) for t in task_ids} == {"queued"}
