@@ -34,8 +34,10 @@ MINUTE_STATS_TTL_S = 2 * 3600
 # no task runs this long (LLM and tool time-outs times the budget), so it is dropped from the count.
 IN_FLIGHT_STALE_S = 3600
 # Background recording: how long the writer lets calls gather (stats reach Redis this much later, in
-# one round trip for all), the most calls per round trip, and the most kept while Redis is slow.
-BATCH_WAIT_S = 0.01
+# one round trip for all), the most calls per round trip, and the most kept while Redis is slow. The
+# more tasks a round trip carries, the fewer commands each costs (agent2389.stats_batch); 50 ms
+# rather than 10 ms took 0.1 ms of CPU per task off a busy worker, and no reader needs stats sooner.
+BATCH_WAIT_S = 0.05
 BATCH_MAX = 500
 PENDING_MAX = 100_000
 
