@@ -24,14 +24,24 @@ from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
 
+from agent2389.fetching import FETCH_BATCH, BatchFetcher
 from agent2389.parking import PARKED_IN, ParkingPipeline, ParkingSweeper, parked_key, suspects_key
 
 log = logging.getLogger("agent2389.broker")
 
 
 class ParkingQoS(kombu_redis.QoS):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Messages a batch fetch took and recorded in Redis already (agent2389/fetching.py).
+        self.recorded: set[str] = set()
+
     def append(self, message: Any, delivery_tag: str) -> None:
         """Record the message as unacknowledged and unpark it, in one transaction."""
+        if delivery_tag in self.recorded:
+            self.recorded.discard(delivery_tag)
+            virtual.QoS.append(self, message, delivery_tag)
+            return
         delivery = message.delivery_info
         parked_in = message.properties.get(PARKED_IN)
         with self.pipe_or_acquire() as pipe:
@@ -81,6 +91,40 @@ class LeasedChannel(kombu_redis.Channel):
             cached = self._create_client()
             self.__dict__["_reused_client"] = cached
         yield cached
+
+    def _brpop_read(self, **options: Any) -> bool:
+        delivered: bool = super()._brpop_read(**options)
+        self._fetch_backlog()
+        return delivered
+
+    def _fetch_backlog(self) -> None:
+        """After a BRPOP brought one message, take what else is waiting, as far as the prefetch allows."""
+        room = self.qos.can_consume_max_estimate()
+        count = FETCH_BATCH if room is None else min(room, FETCH_BATCH)
+        queues = [q for q in self._queue_cycle.items if q in self._active_queues]
+        if count <= 0 or not queues or self._closing:
+            return
+        try:
+            fetched = self._fetcher().fetch([self._q_for_pri(q, 0) for q in queues], count, time())
+        except redis.RedisError as exc:
+            # The messages stay on their queues (or, recorded and never delivered, come back after the
+            # visibility timeout): BRPOP takes them one by one.
+            log.debug("batch fetch failed (%s)", type(exc).__name__)
+            return
+        by_key = {self._q_for_pri(q, 0): q for q in queues}
+        for item in fetched:
+            self.qos.recorded.add(item.delivery_tag)
+            self.connection._deliver(item.message, by_key[item.queue])
+
+    def _fetcher(self) -> BatchFetcher:
+        pool = self.pool
+        cached = self.__dict__.get("_batch_fetcher")
+        if cached is None or cached[0] is not pool:
+            cached = (pool, BatchFetcher(redis.Redis(connection_pool=pool), self.global_keyprefix,
+                                         self.unacked_key, self.unacked_index_key))
+            self.__dict__["_batch_fetcher"] = cached
+        fetcher: BatchFetcher = cached[1]
+        return fetcher
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
