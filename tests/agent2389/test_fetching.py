@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis
 from kombu import Connection, Consumer, Exchange, Message, Producer, Queue
 
-from agent2389.celery_app import create_celery
 from agent2389.fetching import FETCH_BATCH, BatchFetcher
-from agent2389.keys import Keys
 from agent2389.parking import parked_key
-from agent2389.settings import Settings
 
 QUEUE = "fetching-test"
-
-
-@pytest.fixture
-def connection(redis_url: str, key_prefix: str) -> Iterator[Connection]:
-    app = create_celery(Settings(redis_url=redis_url, key_prefix=key_prefix))
-    connection = app.connection_for_write()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def prefix(key_prefix: str) -> str:
-    return Keys(key_prefix).celery_prefix()
 
 
 def publish(connection: Connection, count: int) -> Queue:

@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import redis
 from kombu import Connection
 
-from agent2389.celery_app import create_celery
-from agent2389.keys import Keys
 from agent2389.parking import ParkingSweeper, parked_key
-from agent2389.settings import Settings
 
 QUEUE = "parking-test"
-
-
-@pytest.fixture
-def connection(redis_url: str, key_prefix: str) -> Iterator[Connection]:
-    app = create_celery(Settings(redis_url=redis_url, key_prefix=key_prefix))
-    connection = app.connection_for_write()
-    yield connection
-    connection.close()
-
-
-@pytest.fixture
-def prefix(key_prefix: str) -> str:
-    return Keys(key_prefix).celery_prefix()
 
 
 def sweeper(redis_client: redis.Redis, prefix: str, grace_s: int) -> ParkingSweeper:
