@@ -128,10 +128,7 @@ class Dispatcher:
             run = run[:len(claims) - 1] if claims[-1] == PENDING else run
             new = [(envelope, f) for (_, envelope, f), claim in zip(run, claims, strict=False) if claim == NEW]
             self._claimed.update(f for _, f in new)
-            for envelope, fingerprint in new:
-                with span("task_intake", task_id=envelope.task_id, agent_id=agent.id,
-                          conversation_id=envelope.conversation_id):
-                    self._enqueue(fingerprint, envelope)
+            self._enqueue_many(new)
             self._ledger.confirm_many([f for _, f in new])
         except Exception as exc:
             # What was claimed or sent is remembered in _claimed and _enqueued; the one-at-a-time path
@@ -215,6 +212,25 @@ class Dispatcher:
                                conversation_id=envelope.conversation_id)
         log.info("task queued", extra=log_fields(depth=envelope.depth,
                                                  enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))
+
+    def _enqueue_many(self, new: list[tuple[TaskEnvelope, str]]) -> None:
+        agent_id = self._link.agent.id
+        started = time.perf_counter()
+
+        def queued(position: int, celery_id: str) -> None:
+            envelope, fingerprint = new[position]
+            self._claimed.discard(fingerprint)
+            self._enqueued.add(fingerprint)
+            self._stats.task_event(envelope.task_id, agent_id, "queued", celery_id=celery_id,
+                                   conversation_id=envelope.conversation_id)
+            with span("task_intake", task_id=envelope.task_id, agent_id=agent_id,
+                      conversation_id=envelope.conversation_id):
+                log.info("task queued", extra=log_fields(
+                    depth=envelope.depth, batch=len(new), enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))
+
+        # On a failure the tasks not sent stay claimed by this dispatcher (in _claimed): the one-at-a-time
+        # path sends each under that claim, as it does after a failed send of its own.
+        self._enqueuer.enqueue_many(agent_id, [envelope for envelope, _ in new], queued)
 
     def _reject(self, message: paho.MQTTMessage, decision: Rejected) -> None:
         self._stats.task_rejected(self._link.agent.id, decision.reason)

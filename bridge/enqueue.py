@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -25,6 +26,17 @@ class Enqueuer:
 
     def enqueue(self, agent_id: str, envelope: TaskEnvelope) -> str:
         """Send the task; raises the broker's connection error when Redis cannot take it."""
+        return self._send(agent_id, envelope, None)
+
+    def enqueue_many(self, agent_id: str, envelopes: Sequence[TaskEnvelope],
+                     queued: Callable[[int, str], None]) -> None:
+        """Send the tasks in order with one producer, calling ``queued(position, celery_id)`` for each
+        once it is in Redis; on an error the rest are not sent."""
+        with self._app.producer_or_acquire() as producer:
+            for position, envelope in enumerate(envelopes):
+                queued(position, self._send(agent_id, envelope, producer))
+
+    def _send(self, agent_id: str, envelope: TaskEnvelope, producer: Any) -> str:
         task_id = celery_task_id(envelope.pipeline_fingerprint())
         wire: dict[str, Any] = envelope.to_wire()
         self._app.send_task(
@@ -37,5 +49,6 @@ class Enqueuer:
             # what sending costs); the task id says which task it is, without the task's input.
             argsrepr=f"[{agent_id!r}, <task {envelope.task_id}>]",
             kwargsrepr="{}",
+            producer=producer,
         )
         return task_id

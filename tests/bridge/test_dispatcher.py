@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -59,6 +60,11 @@ class FlakyEnqueuer:
             raise redis.ConnectionError("Redis is down")
         self.sent.append(envelope.task_id)
         return "celery-id"
+
+    def enqueue_many(self, agent_id: str, envelopes: list[TaskEnvelope],
+                     queued: Callable[[int, str], None]) -> None:
+        for position, envelope in enumerate(envelopes):
+            queued(position, self.enqueue(agent_id, envelope))
 
 
 def message(mid: int, task_id: str, payload: bytes | None = None) -> paho.MQTTMessage:
