@@ -32,6 +32,8 @@ class Settings:
     worker_heartbeat_s: float = 2.0
     worker_ttl_s: float = 10.0
     publish_timeout_s: float = 30.0
+    # How often a worker tries again to verify an agent it could not verify (its LLM or a tool was down).
+    reverify_s: float = 30.0
 
     @classmethod
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +52,7 @@ class Settings:
                 web_port=int(env.get("HEALTH_PORT", "8080")),
                 web_auth_token=env.get("WEB_AUTH_TOKEN") or None,
                 visibility_timeout_s=int(env.get("AGENT2389_VISIBILITY_TIMEOUT", "30")),
+                reverify_s=float(env.get("AGENT2389_REVERIFY_INTERVAL", "30")),
             )
         except ValueError as exc:
             raise ConfigError(f"bad number in environment: {exc}") from None

@@ -45,7 +45,7 @@ def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
         return 1
     app = create_celery(settings)
     register_tasks(app, runtime)
-    worker_ready.connect(lambda sender, **kwargs: runtime.start(), weak=False)
+    worker_ready.connect(lambda sender, **kwargs: runtime.start(consumer=sender), weak=False)
     # SIGTERM is Celery's warm shutdown, which waits for every task however long it runs; hand back what
     # is still running after SOFT_SHUTDOWN_S, well within the orchestrator's grace period.
     worker_shutting_down.connect(

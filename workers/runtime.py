@@ -19,7 +19,7 @@ from celery.worker import state as worker_state
 from pydantic import ValidationError
 
 from agent2389.errors import ConfigError, ServiceUnavailableError
-from agent2389.keys import Keys, unacked_index
+from agent2389.keys import Keys, queue_name, unacked_index
 from agent2389.ledger import TaskLedger
 from agent2389.presence import Presence, WorkerInfo
 from agent2389.redis_client import connect_redis
@@ -57,28 +57,53 @@ class WorkerRuntime:
         )
         self._processed_lock = threading.Lock()
         self._thread = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        self._consumer: Any = None
 
     def prepare(self) -> list[str]:
         """Build and verify every agent's runner; returns the agents this worker can serve."""
         for agent in self.settings.agents:
-            runner: Runner | None = None
-            try:
-                runner = build_runner(agent, self.stats)
-                runner.verify()
-            except Exception as exc:
-                reason = sanitize_error_message(str(exc) or type(exc).__name__, self.secrets)
-                self.info.not_ready[agent.id] = reason
-                log.error("agent %s cannot be served by this worker: %s", agent.id, reason)
-                if runner is not None:
-                    runner.close()
-                continue
-            self.runners[agent.id] = runner
+            runner = self._verified_runner(agent.id)
+            if runner is not None:
+                self.runners[agent.id] = runner
         self.publisher.start()
         return list(self.runners)
 
-    def start(self) -> None:
+    def start(self, consumer: Any = None) -> None:
+        """Begin the heartbeat, and keep trying the agents that failed verification (``consumer`` takes
+        their queues once they pass)."""
+        self._consumer = consumer
         self._beat()
         self._thread.start()
+        if self.info.not_ready and consumer is not None:
+            threading.Thread(target=self._reverify_loop, name="reverify", daemon=True).start()
+
+    def _verified_runner(self, agent_id: str) -> Runner | None:
+        runner: Runner | None = None
+        try:
+            runner = build_runner(self.settings.agent(agent_id), self.stats)
+            runner.verify()
+        except Exception as exc:
+            reason = sanitize_error_message(str(exc) or type(exc).__name__, self.secrets)
+            self.info.not_ready[agent_id] = reason
+            log.error("agent %s cannot be served by this worker: %s", agent_id, reason)
+            if runner is not None:
+                runner.close()
+            return None
+        return runner
+
+    def _reverify_loop(self) -> None:
+        # An LLM endpoint or a tool that was down when the worker started must not leave its agent
+        # unserved until someone restarts the worker.
+        while self.info.not_ready and not self.stopping.wait(self.settings.reverify_s):
+            for agent_id in list(self.info.not_ready):
+                runner = self._verified_runner(agent_id)
+                if runner is None:
+                    continue
+                self.runners[agent_id] = runner
+                # Celery's consumer belongs to its event loop thread; call_soon hands the change to it.
+                self._consumer.call_soon(self._consumer.add_task_queue, queue_name(agent_id))
+                del self.info.not_ready[agent_id]
+                log.info("agent %s passed verification; this worker serves it now", agent_id)
 
     def shutdown(self) -> None:
         self.stopping.set()
