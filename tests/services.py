@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from agent2389.embedded import answers as is_listening
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -28,14 +30,6 @@ class Service:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
-
-
-def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def free_port() -> int:

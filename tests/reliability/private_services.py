@@ -40,7 +40,7 @@ class PrivateService:
         with (self.workdir / f"{self.name}.out").open("ab") as out:
             self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
         deadline = time.monotonic() + timeout_s
-        while not is_listening("127.0.0.1", self.port, timeout=0.2):
+        while not is_listening("127.0.0.1", self.port, timeout_s=0.2):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 pytest.fail(f"private {self.name} did not listen on port {self.port}")
