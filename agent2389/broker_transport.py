@@ -14,12 +14,14 @@ worker that died before recording it goes back instead of being lost (reliabilit
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from time import time
 from typing import Any
 
 import redis
+from kombu.asynchronous import get_event_loop
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 from kombu.utils.json import dumps
@@ -35,6 +37,40 @@ class ParkingQoS(kombu_redis.QoS):
         super().__init__(*args, **kwargs)
         # Messages a batch fetch took and recorded in Redis already (agent2389/fetching.py).
         self.recorded: set[str] = set()
+        self._acks: list[str] = []
+        self._acks_lock = threading.Lock()
+
+    def ack(self, delivery_tag: str) -> None:
+        """Acknowledge in Redis with the other acks of this turn of the worker's event loop, in one round trip.
+
+        Each ack was a transaction of its own, about a quarter of a busy worker's CPU. Deferring it to
+        the end of the loop's turn delays it by well under a millisecond; a worker that dies in between
+        has its task redelivered, and the ledger drops it as done.
+        """
+        loop = get_event_loop()
+        if loop is None:
+            super().ack(delivery_tag)
+            return
+        with self._acks_lock:
+            self._acks.append(delivery_tag)
+            first = len(self._acks) == 1
+        virtual.QoS.ack(self, delivery_tag)
+        if first:
+            loop.call_soon(self.flush_acks)
+
+    def flush_acks(self) -> None:
+        with self._acks_lock:
+            tags, self._acks = self._acks, []
+        if not tags:
+            return
+        try:
+            with self.pipe_or_acquire() as pipe:
+                for tag in tags:
+                    self._remove_from_indices(tag, pipe)
+                pipe.execute()
+        except (redis.RedisError, *self.channel.connection_errors) as exc:
+            log.warning("could not acknowledge %d task(s) (%s); they come back after the visibility timeout "
+                        "and are dropped as done", len(tags), type(exc).__name__)
 
     def append(self, message: Any, delivery_tag: str) -> None:
         """Record the message as unacknowledged and unpark it, in one transaction."""
@@ -77,6 +113,11 @@ class LeasedChannel(kombu_redis.Channel):
         # acknowledged or handed back.
         if value is not None:
             self._transport = value
+
+    def close(self) -> None:
+        if self._qos is not None:
+            self._qos.flush_acks()
+        super().close()
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
