@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import redis
+
 from agent2389.config import AgentConfig
 from agent2389.envelope import TaskEnvelope, TaskError, TaskResponse
 from agent2389.errors import Agent2389Error, ErrorCode
@@ -27,6 +29,7 @@ from workers.llm import Runner, TaskRequest
 log = logging.getLogger("agent2389.workers.task")
 # A delivery that started this many times without finishing is taken to crash its worker.
 MAX_ATTEMPTS = 3
+FINISH_RETRY_DELAYS_S = (0.1, 0.3, 1.0, 2.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | N
             outcome = _decide(agent, envelope, deps, visit.attempts)
             deps.ledger.keep_outcome(fingerprint, outcome.to_json())
         deps.publish(outcome.topic, outcome.payload)
-        deps.ledger.finish(fingerprint, failed=outcome.failed)
+        _finish(deps.ledger, fingerprint, outcome.failed)
         duration_s = time.perf_counter() - started
         deps.stats.task_finished(agent.id, envelope.task_id, duration_s, outcome.error_code,
                                  message=_error_message(outcome))
@@ -84,6 +87,24 @@ def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | N
                 extra=log_fields(duration_ms=round(duration_s * 1000, 3), error_code=outcome.error_code,
                                  published_to=outcome.topic, attempts=visit.attempts))
         return outcome
+
+
+def _finish(ledger: TaskLedger, fingerprint: str, failed: bool) -> None:
+    """Record the outcome as published, waiting out a short Redis outage.
+
+    The answer is out: handing the delivery back now would publish it a second time, so a failing write
+    is retried for a few seconds (well within the lease) before the worker gives up on it.
+    """
+    for delay_s in (*FINISH_RETRY_DELAYS_S, None):
+        try:
+            ledger.finish(fingerprint, failed=failed)
+            return
+        except redis.RedisError as exc:
+            if delay_s is None:
+                raise
+            log.warning("could not record a published outcome (%s); trying again in %.1f s", type(exc).__name__,
+                        delay_s)
+            time.sleep(delay_s)
 
 
 def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: int) -> Outcome:

@@ -120,3 +120,38 @@ def test_a_delivery_that_keeps_crashing_its_worker_ends_in_an_internal_error(red
     runner = FailingRunner(LLMError("never called"))
     process(AGENT, wire, deps(redis_client, key_prefix, runner, sent))
     assert runner.calls == 0 and sent.sent[0][1]["error"]["code"] == "internal_error"
+
+
+class FlakyLedger(TaskLedger):
+    """Redis fails the first ``failures`` attempts to record a finished task."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, failures: int) -> None:
+        super().__init__(client, keys)
+        self.failures = failures
+
+    def finish(self, fingerprint: str, failed: bool) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise redis.ConnectionError("Redis went away")
+        super().finish(fingerprint, failed)
+
+
+def test_a_published_answer_is_recorded_once_redis_is_back_instead_of_being_handed_back(
+    redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("workers.processing.FINISH_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
+    sent = Recorder()
+    ledger = FlakyLedger(redis_client, Keys(key_prefix), failures=2)
+    wire = task()
+    process(AGENT, wire, replace(deps(redis_client, key_prefix, EchoRunner(AGENT), sent), ledger=ledger))
+    assert len(sent.sent) == 1
+    assert ledger.state(TaskEnvelope.model_validate(wire).pipeline_fingerprint()) == "done"
+
+
+def test_a_redis_outage_longer_than_the_retries_hands_the_delivery_back(
+    redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("workers.processing.FINISH_RETRY_DELAYS_S", (0.01,))
+    ledger = FlakyLedger(redis_client, Keys(key_prefix), failures=2)
+    with pytest.raises(redis.ConnectionError):
+        process(AGENT, task(), replace(deps(redis_client, key_prefix, EchoRunner(AGENT), Recorder()), ledger=ledger))
