@@ -4,7 +4,8 @@
 ``agent2389 worker`` configures one (threads pool, late acks, prefetch 1, no gossip or mingle), with a
 task that only notes when it ran; on SIGTERM it prints its count and latencies as JSON on stdout.
 ``python -m bench.celery_baseline produce PREFIX QUEUE COUNT`` sends COUNT tasks the way the bridge
-does (``send_task`` with the envelope as JSON) and prints when it started and finished.
+does (``send_task`` with the envelope as JSON) and prints when it started and finished. Both run on
+kombu's own Redis transport unless BENCH_NOOP_TRANSPORT=agent2389.
 """
 
 from __future__ import annotations
@@ -24,10 +25,18 @@ from agent2389.celery_app import create_celery
 from agent2389.settings import DEFAULT_REDIS_URL, Settings
 
 NOOP_TASK = "bench.noop"
+# Which Redis transport the no-op runs on: kombu's own (the bare Celery baseline) or agent2389's.
+TRANSPORT_ENV = "BENCH_NOOP_TRANSPORT"
+STOCK, AGENT2389 = "kombu", "agent2389"
 
 
 def app_for(prefix: str) -> Celery:
-    return create_celery(Settings(redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), key_prefix=prefix))
+    app = create_celery(Settings(redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), key_prefix=prefix))
+    if os.environ.get(TRANSPORT_ENV, STOCK) == STOCK:
+        # Bare Celery is Celery with kombu's own Redis transport: agent2389's transport (parked messages,
+        # batch fetch, batched acks, one client per pool) is part of what is measured, not of the baseline.
+        app.conf.broker_transport = "redis"
+    return app
 
 
 def run_worker(prefix: str, queue: str, concurrency: int) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from agent2389.keys import Keys
+from bench.celery_baseline import STOCK, TRANSPORT_ENV
 from bench.child import Child
 from bench.load import LoadSpec, percentile
 from bench.procstats import Watch
@@ -110,13 +111,15 @@ def load_run(ctx: Context, scenario: str, run: str, workers: int, spec: LoadSpec
                errors, result["seconds"], result["throughput"], result["latency_ms"], usage, note)
 
 
-def celery_run(ctx: Context, scenario: str, workers: int, concurrency: int, count: int) -> Row:
-    """``count`` no-op tasks through ``workers`` bare Celery worker processes, drained to the last ack."""
+def celery_run(ctx: Context, scenario: str, workers: int, concurrency: int, count: int,
+               transport: str = STOCK) -> Row:
+    """``count`` no-op tasks through ``workers`` Celery worker processes, drained to the last ack: bare Celery
+    (kombu's Redis transport) or, with ``transport=AGENT2389``, Celery on agent2389's transport."""
     prefix = f"agent2389-bench-{uuid.uuid4().hex[:8]}"
     keys = Keys(prefix)
     queue = f"agent.{NOOP_AGENT}"
     directory = ctx.directory("celery-noop")
-    env = {**os.environ, "REDIS_URL": ctx.redis_url, **ctx.env()}
+    env = {**os.environ, "REDIS_URL": ctx.redis_url, **ctx.env(), TRANSPORT_ENV: transport}
     module = ["-m", "bench.celery_baseline"]
     children = [Child(f"worker-{n}", [*module, "worker", prefix, queue, str(concurrency)],
                       directory / f"worker-{n}.log", env) for n in range(1, workers + 1)]
@@ -149,7 +152,8 @@ def celery_run(ctx: Context, scenario: str, workers: int, concurrency: int, coun
     latencies = sorted(v for r in reports for v in r["latencies_ms"])
     seconds = max(finished - float(sent["started"]), 1e-9)
     latency = {name: round(percentile(latencies, q), 2) for name, q in (("p50", .5), ("p95", .95), ("p99", .99))}
-    return Row(scenario, "celery no-op", workers, count, done, max(0, count - done), max(0, done - count), 0,
+    name = "celery no-op" if transport == STOCK else "celery no-op, agent2389 transport"
+    return Row(scenario, name, workers, count, done, max(0, count - done), max(0, done - count), 0,
                round(seconds, 3), round(done / seconds, 1), latency, usage, _per_task(before, after, done))
 
 

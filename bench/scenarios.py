@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from bench.celery_baseline import AGENT2389
 from bench.child import Child
 from bench.load import LoadSpec
 from bench.report import HALF_PEAK, Row
@@ -48,13 +49,15 @@ def overhead(ctx: Context, sizes: Sizes) -> list[Row]:
 
 def baseline(ctx: Context, sizes: Sizes) -> list[Row]:
     noop = celery_run(ctx, "baseline", sizes.workers, sizes.concurrency, sizes.tasks)
+    # The same no-op on agent2389's transport: how much of the gap is the transport, how much our work.
+    noop_ours = celery_run(ctx, "baseline", sizes.workers, sizes.concurrency, sizes.tasks, transport=AGENT2389)
     loop = load_run(ctx, "baseline", "paho QoS 1 round trip: peak", 0,
                     LoadSpec(ctx.broker.port, ["loop"], sizes.tasks, window=sizes.window, loopback=True))
     rate = sizes.measured.get("overhead", 400.0) / 2
     count = max(10, int(rate * sizes.latency_seconds))
     quiet = load_run(ctx, "baseline", f"paho QoS 1 round trip at {rate:.0f}/s", 0,
                      LoadSpec(ctx.broker.port, ["loop"], count, rate=rate, loopback=True))
-    return [noop, loop, quiet]
+    return [noop, noop_ours, loop, quiet]
 
 
 @contextmanager

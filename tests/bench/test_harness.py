@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from agent2389.celery_app import TRANSPORT
+from bench.celery_baseline import AGENT2389, TRANSPORT_ENV, app_for
 from bench.procstats import ProcessUsage
 from bench.report import Row, table, targets
 from tests.conftest import REPO
@@ -57,7 +59,9 @@ def run_bench(tmp_path: Path, redis_url: str, *args: str) -> tuple[dict[str, Any
 def test_overhead_baseline_and_pipeline_answer_every_task_once(tmp_path: Path, redis_url: str) -> None:
     result, printed = run_bench(tmp_path, redis_url, "overhead", "baseline", "pipeline", "--count-round-trips")
     runs = [(r["scenario"], r["run"]) for r in result["rows"]]
-    assert [s for s, _ in runs] == ["overhead", "overhead", "baseline", "baseline", "baseline", "pipeline"]
+    assert [s for s, _ in runs] == ["overhead", "overhead", "baseline", "baseline", "baseline", "baseline",
+                                    "pipeline"]
+    assert [r for s, r in runs if r.startswith("celery")] == ["celery no-op", "celery no-op, agent2389 transport"]
     assert "Redis round trips per task" in result["rows"][0]["note"]
     assert "scenario" in printed and "tasks/s" in printed and "[met] zero lost" in printed
 
@@ -67,3 +71,12 @@ def test_fan_in_through_the_fake_anthropic_api_answers_every_task_once(tmp_path:
     result, _ = run_bench(tmp_path, redis_url, "fan-in", "--llm-delay", "0.2", "--in-flight", "10")
     assert [r["run"].split(" ")[0] for r in result["rows"]] == ["fake", "echo"]
     assert all(r["workers"] == 2 for r in result["rows"])
+
+
+def test_the_bare_celery_baseline_runs_on_kombus_own_transport_unless_asked_for_ours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(TRANSPORT_ENV, raising=False)
+    assert app_for("bench-test").connection_for_write().transport_cls == "redis"
+    monkeypatch.setenv(TRANSPORT_ENV, AGENT2389)
+    assert app_for("bench-test").connection_for_write().transport_cls == TRANSPORT
