@@ -26,6 +26,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    peer_port: int = 0  # the client's side of the connection: one port per connection it opened
 
 
 class ScriptedAPI:
@@ -38,7 +39,7 @@ class ScriptedAPI:
         self._responders: dict[str | None, Responder] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
@@ -93,10 +94,16 @@ class ScriptedAPI:
     def authorized(self, headers: dict[str, str]) -> bool:
         return headers.get("authorization") == f"Bearer {self.api_key}" or headers.get("x-api-key") == self.api_key
 
-    def _answer(self, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
+    def _answer(self, method: str, path: str, headers: dict[str, str], body: Any, peer_port: int = 0) -> Answer:
         with self._lock:
-            self.requests.append(Recorded(method, path, headers, body))
+            self.requests.append(Recorded(method, path, headers, body, peer_port))
         return self.route(method, path, headers, body)
+
+
+class _Server(ThreadingHTTPServer):
+    # Workers open hundreds of connections at once; past the default backlog of 5, connects would wait
+    # for a SYN retransmit or fail.
+    request_queue_size = 1024
 
 
 def _handler_for(api: ScriptedAPI) -> type[BaseHTTPRequestHandler]:
@@ -116,7 +123,8 @@ def _handler_for(api: ScriptedAPI) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self, body: Any) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, payload = api._answer(self.command, urlsplit(self.path).path, headers, body)
+            status, extra, payload = api._answer(self.command, urlsplit(self.path).path, headers, body,
+                                                 int(self.client_address[1]))
             data = json.dumps(payload).encode()
             try:
                 self.send_response(status)

@@ -14,7 +14,8 @@ from workers.llm import policy
 
 def make_client(llm: LlmSection) -> anthropic.Anthropic:
     """A thread-safe client; ``base_url`` from config, else ANTHROPIC_BASE_URL, else Anthropic's API."""
-    http_client = anthropic.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after]})
+    http_client = anthropic.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after]},
+                                               limits=policy.CONNECTION_LIMITS)
     return anthropic.Anthropic(
         api_key=policy.api_key(llm),
         base_url=llm.base_url,

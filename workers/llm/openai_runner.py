@@ -87,7 +87,8 @@ class OpenAIRunner:
     def _get_client(self) -> openai.OpenAI:
         with self._client_lock:
             if self._client is None:
-                http_client = openai.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after]})
+                http_client = openai.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after]},
+                                                        limits=policy.CONNECTION_LIMITS)
                 self._client = openai.OpenAI(api_key=policy.api_key(self._llm), base_url=self._llm.base_url,
                                              timeout=policy.request_timeout(self._llm),
                                              max_retries=self._llm.max_retries, http_client=http_client)

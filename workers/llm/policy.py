@@ -17,6 +17,9 @@ from agent2389.errors import LLMError
 
 MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
+# Both SDKs keep at most 100 idle connections of their 1,000: a worker running more calls at once than
+# that opened (and, on the real APIs, TLS-handshook) a new connection for most of them, every time.
+CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
 
 
 def api_key(llm: LlmSection) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -137,3 +138,19 @@ def test_error_messages_never_contain_the_key_or_the_address(
         messages.append(str(raised.value))
 
     assert all(fake_anthropic.api_key not in m and "127.0.0.1" not in m and "http" not in m for m in messages)
+
+
+def test_many_calls_at_once_keep_their_connections_for_the_next_ones(
+    fake_anthropic: FakeAnthropic, runner_for: MakeRunner
+) -> None:
+    fake_anthropic.respond(lambda body: Delay(0.3, Text("ok")))
+    agent = agent_for(fake_anthropic)
+    runner = runner_for(agent)
+    at_once = 120  # more than the SDK's default of 100 connections kept alive
+
+    for _ in range(2):
+        with ThreadPoolExecutor(at_once) as pool:
+            assert list(pool.map(lambda _: runner.run(task(agent)), range(at_once))) == ["ok"] * at_once
+
+    opened = {r.peer_port for r in fake_anthropic.requests if r.path == "/v1/messages"}
+    assert len(opened) <= at_once + 5, f"{len(opened)} connections for {at_once} calls at once"
