@@ -58,8 +58,8 @@ def _messages_problem(messages: Any) -> str | None:
 def _answered(messages: list[Any], index: int, wanted: list[str]) -> str | None:
     following = messages[index + 1] if index + 1 < len(messages) else None
     blocks = _blocks(following) if following else []
-    results = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
-    leading = [b.get("tool_use_id") for b in blocks[: len(results)]]
+    results = [str(b.get("tool_use_id")) for b in blocks if b.get("type") == "tool_result"]
+    leading = [str(b.get("tool_use_id")) for b in blocks[: len(results)]]
     if sorted(results) != sorted(wanted) or leading != results:
         return (f"messages.{index + 1}: `tool_use` ids were found without `tool_result` blocks immediately "
                 "after; each tool_use block must have a corresponding tool_result block in the next message")

@@ -55,6 +55,8 @@ class Delay:
 
 
 Reply = Text | ToolCalls | Failure | Delay
+# What a reply comes to once its delays have passed.
+Answered = Text | ToolCalls | Failure
 Responder = Callable[[dict[str, Any]], Reply]
 
 

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from tests.fakes.anthropic_replies import Delay, Failure, Reply, Responder
+from tests.fakes.anthropic_replies import Answered, Delay, Failure, Reply, Responder
 
 Answer = tuple[int, dict[str, str], Any]
 
@@ -76,7 +76,7 @@ class ScriptedAPI:
     def route(self, method: str, path: str, headers: dict[str, str], body: Any) -> Answer:
         raise NotImplementedError
 
-    def next_reply(self, body: dict[str, Any]) -> Reply | None:
+    def next_reply(self, body: dict[str, Any]) -> Answered | None:
         """The scripted reply for this request, after any delay; None when the server is stopping."""
         model = body.get("model")
         with self._lock:
