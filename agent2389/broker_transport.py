@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import time
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from kombu.asynchronous import get_event_loop
@@ -30,6 +30,7 @@ from agent2389.fetching import FETCH_BATCH, BatchFetcher
 from agent2389.parking import PARKED_IN, ParkingPipeline, ParkingSweeper, parked_key, suspects_key
 
 log = logging.getLogger("agent2389.broker")
+T = TypeVar("T")
 
 
 class ParkingQoS(kombu_redis.QoS):
@@ -103,6 +104,11 @@ class LeasedChannel(kombu_redis.Channel):
     # have a second worker run them while the first still does.
     do_restore = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before kombu's own set-up, which already talks to Redis through conn_or_acquire.
+        self._pooled: dict[str, tuple[Any, Any]] = {}
+        super().__init__(*args, **kwargs)
+
     @property
     def connection(self) -> Any:
         return self._transport
@@ -126,12 +132,7 @@ class LeasedChannel(kombu_redis.Channel):
         if client is not None:
             yield client
             return
-        pool = self.pool
-        cached = self.__dict__.get("_reused_client")
-        if cached is None or cached.connection_pool is not pool:
-            cached = self._create_client()
-            self.__dict__["_reused_client"] = cached
-        yield cached
+        yield self._per_pool("client", lambda pool: self._create_client())
 
     def _brpop_read(self, **options: Any) -> bool:
         delivered: bool = super()._brpop_read(**options)
@@ -158,14 +159,26 @@ class LeasedChannel(kombu_redis.Channel):
             self.connection._deliver(item.message, by_key[item.queue])
 
     def _fetcher(self) -> BatchFetcher:
+        return self._per_pool("fetcher", lambda pool: BatchFetcher(
+            self._plain_client(), self.global_keyprefix, self.unacked_key, self.unacked_index_key))
+
+    def _sweeper(self) -> ParkingSweeper:
+        return self._per_pool("sweeper", lambda pool: ParkingSweeper(
+            self._plain_client(), self.global_keyprefix, int(self.visibility_timeout)))
+
+    def _plain_client(self) -> redis.Redis:
+        """A client on the channel's pool that does not prefix keys (for scripts, given full key names)."""
+        return self._per_pool("plain client", lambda pool: redis.Redis(connection_pool=pool))
+
+    def _per_pool(self, name: str, build: Callable[[Any], T]) -> T:
+        """One ``name`` per connection pool: kombu replaces the pool when it reconnects."""
         pool = self.pool
-        cached = self.__dict__.get("_batch_fetcher")
+        cached = self._pooled.get(name)
         if cached is None or cached[0] is not pool:
-            cached = (pool, BatchFetcher(redis.Redis(connection_pool=pool), self.global_keyprefix,
-                                         self.unacked_key, self.unacked_index_key))
-            self.__dict__["_batch_fetcher"] = cached
-        fetcher: BatchFetcher = cached[1]
-        return fetcher
+            cached = (pool, build(pool))
+            self._pooled[name] = cached
+        built: T = cached[1]
+        return built
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
         key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
@@ -216,17 +229,6 @@ class LeasedChannel(kombu_redis.Channel):
             if returned:
                 log.warning("%d task(s) of %s were taken by a worker that died before recording them; "
                             "back on the queue", len(returned), queue, extra={"delivery_tags": returned})
-
-    def _sweeper(self) -> ParkingSweeper:
-        pool = self.pool
-        cached = self.__dict__.get("_parking_sweeper")
-        if cached is None or cached[0] is not pool:
-            cached = (pool, ParkingSweeper(redis.Redis(connection_pool=pool), self.global_keyprefix,
-                                           int(self.visibility_timeout)))
-            self.__dict__["_parking_sweeper"] = cached
-        sweeper: ParkingSweeper = cached[1]
-        return sweeper
-
 
 class RedisTransport(kombu_redis.Transport):
     Channel = LeasedChannel
