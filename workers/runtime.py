@@ -102,7 +102,8 @@ class WorkerRuntime:
                 self.runners[agent_id] = runner
                 # Celery's consumer belongs to its event loop thread; call_soon hands the change to it.
                 self._consumer.call_soon(self._consumer.add_task_queue, queue_name(agent_id))
-                del self.info.not_ready[agent_id]
+                # A new dict, not a deletion: the heartbeat thread may be copying this one right now.
+                self.info.not_ready = {a: why for a, why in self.info.not_ready.items() if a != agent_id}
                 log.info("agent %s passed verification; this worker serves it now", agent_id)
 
     def shutdown(self) -> None:
