@@ -89,6 +89,7 @@ def live_stack(tmp_path: Path, unique_id: str, mqtt_url: str, redis_url: str, ke
         peer.expect(3)
         base = f"http://127.0.0.1:{port}"
         wait_until_healthy(base)
+        wait_until_tasks_listed(base)
         yield base
     finally:
         peer.close()
@@ -107,6 +108,17 @@ def wait_until_healthy(base: str, timeout_s: float = 30) -> None:
             last = str(exc)
         time.sleep(0.5)
     raise AssertionError(f"the stack did not become healthy: {last}")
+
+
+def wait_until_tasks_listed(base: str, timeout_s: float = 10) -> None:
+    """Stats reach Redis a moment after the answers (they are written in the background, in batches)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with urllib.request.urlopen(f"{base}/api/tasks?limit=1", timeout=5) as response:
+            if json.load(response)["tasks"]:
+                return
+        assert time.monotonic() < deadline, "the answered tasks never showed in /api/tasks"
+        time.sleep(0.1)
 
 
 def a_recent_task_id(base: str) -> str:
