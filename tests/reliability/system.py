@@ -120,10 +120,18 @@ def bring_up(stack: FaultStack, peer: LoadPeer, agent_ids: list[str], conversati
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
     started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout_s, f"{what} (waited {timeout_s} s)"
-        time.sleep(0.1)
+    assert becomes(condition, timeout_s), f"{what} (waited {timeout_s} s)"
     return time.monotonic() - started
+
+
+def becomes(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Whether the condition holds within the time: for tests that try again when it does not."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def assert_healthy(stack: FaultStack, agent_ids: list[str], timeout_s: float = 30) -> dict[str, Any]:
