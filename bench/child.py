@@ -22,7 +22,8 @@ class Child:
         self.popen = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=self._log,
                                       stdin=subprocess.PIPE, env=env, cwd=REPO)
         self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     @property
     def pid(self) -> int:
@@ -60,6 +61,9 @@ class Child:
             self.popen.wait(5)
         if self.popen.stdin is not None:
             self.popen.stdin.close()
+        self._reader.join(5)  # it reads to the end of the exited child's output
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
         self._log.close()
 
     def _read(self) -> None:
