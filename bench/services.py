@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 
+from agent2389.embedded import answers
+
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous true
@@ -39,13 +41,11 @@ def free_port() -> int:
 
 def wait_until_listening(port: int, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+    while not answers("127.0.0.1", port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @dataclass
