@@ -37,6 +37,8 @@ class Outcome:
     topic: str
     payload: str
     error_code: str | None = None
+    # The published (already sanitized) error text, for the task's timeline.
+    error_message: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -80,7 +82,7 @@ def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | N
         _finish(deps.ledger, fingerprint, outcome.failed)
         duration_s = time.perf_counter() - started
         deps.stats.task_finished(agent.id, envelope.task_id, duration_s, outcome.error_code,
-                                 message=_error_message(outcome))
+                                 message=outcome.error_message)
         deps.stats.mqtt_published()
         log.log(logging.WARNING if outcome.failed else logging.INFO,
                 "task failed" if outcome.failed else "task completed",
@@ -136,11 +138,5 @@ def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: in
 
 def _error(agent: AgentConfig, envelope: TaskEnvelope, code: ErrorCode, message: str) -> Outcome:
     error = TaskError.of(code, sanitize_error_message(message), envelope.task_id)
-    return Outcome(conversation_topic(envelope.conversation_id, agent.id), error.model_dump_json(), code.value)
-
-
-def _error_message(outcome: Outcome) -> str | None:
-    """The published (already sanitized) error text, for the task's timeline."""
-    if not outcome.failed:
-        return None
-    return str(json.loads(outcome.payload).get("error", {}).get("message", ""))
+    return Outcome(conversation_topic(envelope.conversation_id, agent.id), error.model_dump_json(), code.value,
+                   error.error.message)

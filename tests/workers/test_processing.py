@@ -77,6 +77,17 @@ def test_a_failure_publishes_one_sanitized_error_with_its_code(redis_client: red
     assert "sk-secret" not in body["error"]["message"] and "example.com" not in body["error"]["message"]
 
 
+def test_a_failed_tasks_timeline_shows_the_error_text_that_was_published(redis_client: redis.Redis,
+                                                                          key_prefix: str) -> None:
+    sent = Recorder()
+    wire = task()
+    runner = FailingRunner(LLMError("401 from https://api.example.com with key sk-secret-value-123"))
+    process(AGENT, wire, deps(redis_client, key_prefix, runner, sent))
+    events = [json.loads(e) for e in redis_client.lrange(Keys(key_prefix).task_timeline(wire["task_id"]), 0, -1)]
+    [failed] = [e for e in events if e["event"] == "failed"]
+    assert failed["message"] == sent.sent[0][1]["error"]["message"] and failed["error_code"] == "llm_error"
+
+
 def test_an_unexpected_exception_is_an_internal_error(redis_client: redis.Redis, key_prefix: str) -> None:
     sent = Recorder()
     process(AGENT, task(), deps(redis_client, key_prefix, FailingRunner(ZeroDivisionError("x")), sent))
