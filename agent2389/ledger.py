@@ -26,28 +26,9 @@ NEW, PENDING, DUPLICATE = "new", "pending", "duplicate"
 # over waits for that claim with the agent's intake held up, so it must expire soon.
 CLAIM_TTL_S = 10
 
-# The caller may enqueue ("new") when the fingerprint is unknown or its last visit failed.
-_CLAIM = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'claiming' then return 'pending' end
-if state and state ~= 'failed' then return 'duplicate' end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'state', 'claiming', 'attempts', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 'new'
-"""
-
-# Only a claim still in progress becomes "queued": a worker may already have finished the task.
-_CONFIRM = """
-if redis.call('HGET', KEYS[1], 'state') == 'claiming' then
-  redis.call('HSET', KEYS[1], 'state', 'queued')
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return 0
-"""
-
-# A batch of claims in order, each as _CLAIM; stops at the first "pending", so nothing after a delivery
-# that must wait is claimed (the caller keeps the order of an agent's tasks).
+# Claims in order. The caller may enqueue ("new") when the fingerprint is unknown or its last visit
+# failed. Stops at the first "pending", so nothing after a delivery that must wait is claimed (the caller
+# keeps the order of an agent's tasks).
 _CLAIM_MANY = """
 local results = {}
 for i, key in ipairs(KEYS) do
@@ -68,6 +49,7 @@ end
 return results
 """
 
+# Only a claim still in progress becomes "queued": a worker may already have finished the task.
 _CONFIRM_MANY = """
 for _, key in ipairs(KEYS) do
   if redis.call('HGET', key, 'state') == 'claiming' then
@@ -117,8 +99,6 @@ class TaskLedger:
         self._redis = client
         self._keys = keys
         self._ttl_s = ttl_s
-        self._claim = client.register_script(_CLAIM)
-        self._confirm = client.register_script(_CONFIRM)
         self._unclaim = client.register_script(_UNCLAIM)
         self._claim_many = client.register_script(_CLAIM_MANY)
         self._confirm_many = client.register_script(_CONFIRM_MANY)
@@ -127,12 +107,12 @@ class TaskLedger:
 
     def claim(self, fingerprint: str) -> str:
         """``new`` (enqueue it, then ``confirm``), ``duplicate`` (drop it) or ``pending`` (ask again later)."""
-        result = self._claim(keys=[self._keys.ledger(fingerprint)], args=[CLAIM_TTL_S])
-        return result.decode() if isinstance(result, bytes) else str(result)
+        [result] = self.claim_many([fingerprint])
+        return result
 
     def confirm(self, fingerprint: str) -> None:
         """The claimed delivery is on its queue: remember it for the full time-to-live."""
-        self._confirm(keys=[self._keys.ledger(fingerprint)], args=[self._ttl_s])
+        self.confirm_many([fingerprint])
 
     def claim_many(self, fingerprints: list[str]) -> list[str]:
         """``claim`` for each, in order, in one round trip; the list ends early, with ``pending``, at the
@@ -143,6 +123,7 @@ class TaskLedger:
         return [r.decode() if isinstance(r, bytes) else str(r) for r in results]
 
     def confirm_many(self, fingerprints: list[str]) -> None:
+        """``confirm`` for each, in one round trip."""
         if fingerprints:
             self._confirm_many(keys=[self._keys.ledger(f) for f in fingerprints], args=[self._ttl_s])
 
