@@ -206,12 +206,7 @@ class Dispatcher:
             self._ledger.unclaim(fingerprint)
             self._claimed.discard(fingerprint)
             raise
-        self._claimed.discard(fingerprint)
-        self._enqueued.add(fingerprint)
-        self._stats.task_event(envelope.task_id, agent_id, "queued", celery_id=celery_id,
-                               conversation_id=envelope.conversation_id)
-        log.info("task queued", extra=log_fields(depth=envelope.depth,
-                                                 enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))
+        self._queued(fingerprint, envelope, celery_id, started)
 
     def _enqueue_many(self, new: list[tuple[TaskEnvelope, str]]) -> None:
         agent_id = self._link.agent.id
@@ -219,18 +214,23 @@ class Dispatcher:
 
         def queued(position: int, celery_id: str) -> None:
             envelope, fingerprint = new[position]
-            self._claimed.discard(fingerprint)
-            self._enqueued.add(fingerprint)
-            self._stats.task_event(envelope.task_id, agent_id, "queued", celery_id=celery_id,
-                                   conversation_id=envelope.conversation_id)
             with span("task_intake", task_id=envelope.task_id, agent_id=agent_id,
                       conversation_id=envelope.conversation_id):
-                log.info("task queued", extra=log_fields(
-                    depth=envelope.depth, batch=len(new), enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))
+                self._queued(fingerprint, envelope, celery_id, started, batch=len(new))
 
         # On a failure the tasks not sent stay claimed by this dispatcher (in _claimed): the one-at-a-time
         # path sends each under that claim, as it does after a failed send of its own.
         self._enqueuer.enqueue_many(agent_id, [envelope for envelope, _ in new], queued)
+
+    def _queued(self, fingerprint: str, envelope: TaskEnvelope, celery_id: str, started: float,
+                **fields: int) -> None:
+        """The task is in Redis: no longer only claimed, and its timeline and log say so."""
+        self._claimed.discard(fingerprint)
+        self._enqueued.add(fingerprint)
+        self._stats.task_event(envelope.task_id, self._link.agent.id, "queued", celery_id=celery_id,
+                               conversation_id=envelope.conversation_id)
+        log.info("task queued", extra=log_fields(depth=envelope.depth, **fields,
+                                                 enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))
 
     def _reject(self, message: paho.MQTTMessage, decision: Rejected) -> None:
         self._stats.task_rejected(self._link.agent.id, decision.reason)
