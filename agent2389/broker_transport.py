@@ -143,17 +143,17 @@ class LeasedChannel(kombu_redis.Channel):
         """After a BRPOP brought one message, take what else is waiting, as far as the prefetch allows."""
         room = self.qos.can_consume_max_estimate()
         count = FETCH_BATCH if room is None else min(room, FETCH_BATCH)
-        queues = [q for q in self._queue_cycle.items if q in self._active_queues]
-        if count <= 0 or not queues or self._closing:
+        # Each queue by its Redis list, in the order BRPOP asks for them.
+        by_key = {self._q_for_pri(q, 0): q for q in self._queue_cycle.items if q in self._active_queues}
+        if count <= 0 or not by_key or self._closing:
             return
         try:
-            fetched = self._fetcher().fetch([self._q_for_pri(q, 0) for q in queues], count, time())
+            fetched = self._fetcher().fetch(list(by_key), count, time())
         except redis.RedisError as exc:
             # The messages stay on their queues (or, recorded and never delivered, come back after the
             # visibility timeout): BRPOP takes them one by one.
             log.debug("batch fetch failed (%s)", type(exc).__name__)
             return
-        by_key = {self._q_for_pri(q, 0): q for q in queues}
         for item in fetched:
             self.qos.recorded.add(item.delivery_tag)
             self.connection._deliver(item.message, by_key[item.queue])
