@@ -143,15 +143,20 @@ def run_backlog(dispatch: Dispatcher, link: FakeLink, messages: list[paho.MQTTMe
     dispatch.stop()
 
 
-def test_a_backlog_is_queued_and_acknowledged_in_the_order_received(redis_client: redis.Redis,
-                                                                   key_prefix: str) -> None:
-    enqueuer = FlakyEnqueuer(failures=0)
+def assert_backlog_queued_once_in_order(redis_client: redis.Redis, key_prefix: str, enqueuer: FlakyEnqueuer,
+                                        count: int) -> None:
+    """A backlog of ``count`` tasks: each sent once and acknowledged in the order received, all queued."""
     dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
-    task_ids = [str(uuid.uuid4()) for _ in range(150)]
+    task_ids = [str(uuid.uuid4()) for _ in range(count)]
     run_backlog(dispatch, link, [message(n, t) for n, t in enumerate(task_ids)])
-    assert enqueuer.sent == task_ids and link.acked == list(range(150))
+    assert enqueuer.sent == task_ids and link.acked == list(range(count))
     ledger = TaskLedger(redis_client, Keys(key_prefix))
     assert {ledger.state(fingerprint_of(t)) for t in task_ids} == {"queued"}
+
+
+def test_a_backlog_is_queued_and_acknowledged_in_the_order_received(redis_client: redis.Redis,
+                                                                   key_prefix: str) -> None:
+    assert_backlog_queued_once_in_order(redis_client, key_prefix, FlakyEnqueuer(failures=0), 150)
 
 
 class CountingLedger(TaskLedger):
@@ -225,10 +230,4 @@ def test_a_backlog_waits_at_a_task_another_bridge_is_queueing_and_keeps_its_orde
 
 def test_a_backlog_whose_enqueue_fails_midway_queues_each_task_once_in_order(redis_client: redis.Redis,
                                                                             key_prefix: str) -> None:
-    enqueuer = FlakyEnqueuer(failures=2, succeeding_first=3)
-    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
-    task_ids = [str(uuid.uuid4()) for _ in range(10)]
-    run_backlog(dispatch, link, [message(n, t) for n, t in enumerate(task_ids)])
-    assert enqueuer.sent == task_ids and link.acked == list(range(10))
-    ledger = TaskLedger(redis_client, Keys(key_prefix))
-    assert {ledger.state(fingerprint_of(t)) for t in task_ids} == {"queued"}
+    assert_backlog_queued_once_in_order(redis_client, key_prefix, FlakyEnqueuer(failures=2, succeeding_first=3), 10)
