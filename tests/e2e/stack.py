@@ -63,6 +63,10 @@ class Process:
                 continue
         return lines
 
+    def logged(self, message: str) -> bool:
+        """Whether one of its log lines' messages contains ``message``."""
+        return any(message in str(line.get("fields", {}).get("message", "")) for line in self.log_lines())
+
 
 @dataclass
 class Stack:

@@ -66,6 +66,6 @@ def test_an_agent_that_failed_verification_at_start_up_is_served_once_its_llm_an
 
 def wait_for_log(process: Process, text: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    while not any(text in str(line.get("fields", {}).get("message", "")) for line in process.log_lines()):
+    while not process.logged(text):
         assert time.monotonic() < deadline, f"{process.name} never logged {text!r}"
         time.sleep(0.2)

@@ -99,10 +99,6 @@ def rss_mib(pid: int) -> float:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def log_has(process: Process, message: str) -> bool:
-    return any(message in str(line.get("fields", {}).get("message", "")) for line in process.log_lines())
-
-
 def bring_up(stack: FaultStack, peer: LoadPeer, agent_ids: list[str], conversation: str,
              workers: list[tuple[str, ...]], web: bool = True) -> None:
     """Web app, workers and bridge started, every agent announced ``available`` with all its workers."""

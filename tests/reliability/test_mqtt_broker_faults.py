@@ -14,7 +14,6 @@ from tests.reliability.results import record
 from tests.reliability.system import (
     assert_healthy,
     bring_up,
-    log_has,
     missing,
     published_by_workers,
     trace,
@@ -56,7 +55,7 @@ def test_a_restart_of_mosquitto_under_load_loses_no_task_and_no_answer(
     time.sleep(scale.quiet_s)
     tally = peer.tally(tasks, agent)
     [bridge] = stack.live("bridge")
-    workers_waited = sum(log_has(w, "still waiting for the MQTT broker") for w in stack.live("worker"))
+    workers_waited = sum(w.logged("still waiting for the MQTT broker") for w in stack.live("worker"))
     published = published_by_workers(stack)
     record("3 Mosquitto restart under load", sent=count, answered=tally.answered, duplicated=tally.duplicated,
            errors=tally.errors, recovery_s=times[-1] - back if times else None, broker_down_s=down_s,
@@ -73,7 +72,7 @@ def test_a_restart_of_mosquitto_under_load_loses_no_task_and_no_answer(
     twice = [t["task_id"] for t in tasks if len(peer.answers[t["task_id"]]) > 1]
     assert all(peer.answers[task_id][0][2] < back for task_id in twice), "a duplicate of an answer sent later"
     assert held and during, "the outage must fall on tasks in progress and on tasks being published"
-    assert log_has(bridge, "session present: True"), "the bridge did not resume its persistent session"
+    assert bridge.logged("session present: True"), "the bridge did not resume its persistent session"
     assert_healthy(stack, [agent])
 
 
