@@ -7,7 +7,6 @@ and lets the bench set ``set_tcp_nodelay true`` whatever the shared broker's con
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import redis
 
 from agent2389.embedded import answers
+from tests.services import free_port
 
 MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
@@ -31,12 +31,6 @@ log_dest none
 
 class BenchError(Exception):
     """The bench cannot run (a service is missing or a process did not come up)."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_listening(port: int, seconds: float = 10.0) -> bool:
