@@ -16,8 +16,6 @@ import pytest
 
 from agent2389.embedded import answers
 
-is_listening = answers
-
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -43,7 +41,7 @@ def free_port() -> int:
 def _wait_until_listening(host: str, port: int, seconds: float = 10) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if is_listening(host, port):
+        if answers(host, port):
             return True
         time.sleep(0.05)
     return False
@@ -56,7 +54,7 @@ def find_or_start(name: str, url: str, binary: str, args: list[str]) -> Service:
     """
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 0
-    if is_listening(host, port):
+    if answers(host, port):
         return Service(name, host, port)
     if IN_CI:
         pytest.fail(f"{name} is not answering at {host}:{port} and CI=true: start it before the tests")

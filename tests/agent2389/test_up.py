@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from agent2389.embedded import answers
 from tests.conftest import REPO
 from tests.e2e.stack import write_agent
-from tests.services import IN_CI, free_port, is_listening
+from tests.services import IN_CI, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ def test_up_starts_embedded_redis_and_mosquitto_when_none_answers(tmp_path: Path
     assert result.stdout.strip() == "embedded"
     assert "EMBEDDED redis" in (tmp_path / "up.log").read_text()
     assert up.stop() == 0
-    assert not is_listening("127.0.0.1", redis_port) and not is_listening("127.0.0.1", mqtt_port)
+    assert not answers("127.0.0.1", redis_port) and not answers("127.0.0.1", mqtt_port)
 
 
 def test_without_mosquitto_up_embeds_amqtt_and_everything_speaks_mqtt_3_1_1(

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from agent2389.config import MqttSection
+from agent2389.embedded import answers
 from agent2389.mqtt import connect_options, make_client
 from tests.deploy.conftest import repo_path, require_tool
-from tests.services import free_port, is_listening
+from tests.services import free_port
 
 
 def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | None = None) -> Path:
@@ -46,9 +47,9 @@ def running_broker(config: Path, port: int, tmp_path: Path) -> Iterator[None]:
         process = subprocess.Popen([mosquitto, "-c", str(config)], stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 10
-        while not is_listening("127.0.0.1", port) and process.poll() is None and time.monotonic() < deadline:
+        while not answers("127.0.0.1", port) and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert process.poll() is None and is_listening("127.0.0.1", port), log.read_text()
+        assert process.poll() is None and answers("127.0.0.1", port), log.read_text()
         yield
     finally:
         process.terminate()

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from agent2389.embedded import answers
 from tests.conftest import REPO
-from tests.services import free_port, is_listening
+from tests.services import free_port
 
 SHIPPED_MOSQUITTO_CONF = REPO / "config" / "mosquitto" / "mosquitto.conf"
 # The Redis flags of docker-compose.yml: no eviction (a dropped queue key is a lost task) and an
@@ -40,7 +41,7 @@ class PrivateService:
         with (self.workdir / f"{self.name}.out").open("ab") as out:
             self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir)
         deadline = time.monotonic() + timeout_s
-        while not is_listening("127.0.0.1", self.port, timeout_s=0.2):
+        while not answers("127.0.0.1", self.port, timeout_s=0.2):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 pytest.fail(f"private {self.name} did not listen on port {self.port}")
