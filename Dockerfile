@@ -2,20 +2,21 @@
 # One image for every role: `agent2389 bridge|worker|web|validate ...` (see docs/deployment.md).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# Build stage: compilers and pip stay here; only the finished virtualenv moves on.
+# Build stage: compilers and pip stay here; only the finished virtualenv moves on. constraints.txt holds
+# every version the tests ran with, so an image built later runs what was tested (Flower included).
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY agent2389 ./agent2389
 COPY bridge ./bridge
 COPY workers ./workers
 COPY web ./web
 RUN pip install --upgrade pip setuptools wheel \
- && pip install .
+ && pip install -c constraints.txt ".[flower]"
 
 # Runtime stage: the virtualenv, the example and deploy agent files, tini, and an unprivileged user.
 FROM ${PYTHON_IMAGE} AS runtime

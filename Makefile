@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 
 .PHONY: install test lint types pytest demo clean
 
-$(BIN)/agent2389: pyproject.toml
+$(BIN)/agent2389: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $@
 
 install: $(BIN)/agent2389
