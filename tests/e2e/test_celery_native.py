@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import urllib.error
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from agent2389.celery_app import create_celery
 from agent2389.keys import Keys
 from agent2389.settings import Settings
 from agent2389.transport.parking import parked_key
+from tests.deploy.test_runbook import RUNBOOK, shell_commands
 from tests.e2e.celery_tools import Flower, celery, wait_until
 from tests.e2e.stack import MqttPeer, Stack, write_agent
 
@@ -124,6 +126,9 @@ def test_a_queued_task_revoked_from_flower_ends_with_one_error_and_shows_revoked
     first = peer.send_task(slow_agent, cid, "runs")["task_id"]
     queued = peer.send_task(slow_agent, cid, "waits")["task_id"]
     waiting = wait_until(lambda: flower.task_of(queued), 10, "Flower never saw the second task sent")
+    flower.get("/api/workers?refresh=1")  # Flower learns which queues there are from the workers
+    lengths = {q["name"]: q["messages"] for q in flower.get("/api/queues/length")["active_queues"]}
+    assert lengths[f"agent.{slow_agent}"] == 1, "Flower's broker view does not see the waiting task"
     flower.post(f"/api/task/revoke/{waiting['uuid']}")
     answers = {body["task_id"]: body for _, body, _ in peer.expect(2, timeout_s=20)}
     assert "response" in answers[first]
@@ -184,3 +189,16 @@ def test_celery_worker_is_refused_with_a_pointer_to_agent2389_worker(stack: Stac
     refused = celery(stack, "worker")
     assert refused.returncode != 0
     assert "agent2389 worker --config PATH" in refused.stderr
+
+
+def test_every_celery_command_of_the_runbook_works_against_a_live_stack(
+    stack: Stack, peer: MqttPeer, agents: dict[str, str]
+) -> None:
+    commands = [c for c in shell_commands(RUNBOOK.read_text(encoding="utf-8")) if "celery -A agent2389" in c]
+    one_shot = [c for c in commands if c.startswith("celery") and c.split()[3] in ("inspect", "control", "purge")]
+    assert len(one_shot) >= 6 and any(" events " in f"{c} " for c in commands) and any("flower" in c for c in commands)
+    start(stack, peer, agents["a"])
+    for command in one_shot:
+        args = shlex.split(command.replace("agent.echo", f"agent.{agents['a']}"))[3:]
+        done = celery(stack, *args)
+        assert done.returncode == 0, f"{command}: {done.stdout} {done.stderr}"
