@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Connection
+from kombu.connection import Connection
 
 from agent2389.keys import Keys
 from agent2389.settings import Settings
