@@ -139,7 +139,7 @@ def test_a_queued_task_revoked_from_flower_ends_with_one_error_and_shows_revoked
     assert revoked
 
 
-def test_revoking_a_running_task_changes_nothing_and_says_so(
+def test_revoking_or_terminating_a_running_task_changes_nothing_and_says_so(
     stack: Stack, peer: MqttPeer, slow_agent: str, flower: Flower
 ) -> None:
     start(stack, peer, slow_agent)
@@ -149,10 +149,13 @@ def test_revoking_a_running_task_changes_nothing_and_says_so(
                          10, "the task never started")
     revoke = celery(stack, "control", "revoke", running["uuid"])
     assert revoke.returncode == 0, revoke.stderr
+    flower.post(f"/api/task/revoke/{running['uuid']}?terminate=true")
     [(_, answer, _)] = peer.expect(1, timeout_s=10)
     assert answer["response"] and answer["task_id"] == task_id
+    assert peer.quiet_for(1) == []
     worker = stack.processes[0]
     assert worker.logged("not stopped and will be answered")
+    assert worker.logged("terminate refused")
 
 
 def test_growing_a_workers_pool_is_refused_with_a_clear_reply(stack: Stack, peer: MqttPeer,
