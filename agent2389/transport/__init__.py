@@ -61,4 +61,7 @@ Celery (outside this package)
   celery.apps.worker.safe_say          workers/main.py: Celery's terminal notices become log lines
   celery.worker.state.active_requests, reserved_requests
                                        workers/runtime.py: the tasks whose leases a worker renews
+  celery.worker.control.revoke(state, task_id, terminate, signal, **kwargs), nok(value)
+                                       workers/control.py: our revoke wraps Celery's, registered under
+                                       the built-in name (as are pool_grow and pool_shrink)
 """

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 
 import celery.apps.worker
+import celery.worker.control
 import kombu.transport.virtual
 import pytest
 import redis
@@ -46,6 +47,8 @@ METHODS = [
     (kombu.transport.virtual.Channel, "basic_consume", ["queue", "no_ack", "callback", "consumer_tag", "kwargs"]),
     (kombu_redis.PublishBatch, "add", ["name", "args"]),
     (celery.apps.worker, "safe_say", ["msg", "f"]),
+    (celery.worker.control, "revoke", ["state", "task_id", "terminate", "signal", "kwargs"]),
+    (celery.worker.control, "nok", ["value"]),
 ]
 
 CLASS_ATTRIBUTES = [
