@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+import sys
 import urllib.error
 import uuid
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from agent2389.celery_app import create_celery
 from agent2389.keys import Keys
 from agent2389.settings import Settings
 from agent2389.transport.parking import parked_key
+from tests.conftest import REPO
 from tests.deploy.test_runbook import RUNBOOK, shell_commands
 from tests.e2e.celery_tools import Flower, celery, wait_until
 from tests.e2e.stack import MqttPeer, Stack, write_agent
@@ -205,3 +208,28 @@ def test_every_celery_command_of_the_runbook_works_against_a_live_stack(
         args = shlex.split(command.replace("agent.echo", f"agent.{agents['a']}"))[3:]
         done = celery(stack, *args)
         assert done.returncode == 0, f"{command}: {done.stdout} {done.stderr}"
+
+
+def test_celery_events_streams_every_tasks_events_with_its_runtime(
+    stack: Stack, peer: MqttPeer, agents: dict[str, str], tmp_path: Path
+) -> None:
+    agent = agents["a"]
+    start(stack, peer, agent)
+    dump = tmp_path / "events.txt"
+    with dump.open("w") as out:
+        events = subprocess.Popen([sys.executable, "-m", "celery", "-A", "agent2389", "events", "--dump"],
+                                  env=stack.env(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until(lambda: "heartbeat" in dump.read_text(), 15, "celery events saw no worker heartbeat")
+            cid = conversation(peer)
+            task_id = peer.send_task(agent, cid)["task_id"]
+            peer.expect(1)
+            wait_until(lambda: "task succeeded" in dump.read_text(), 10, "celery events saw no task succeed")
+        finally:
+            events.terminate()
+            events.wait(10)
+    lines = [line for line in dump.read_text().splitlines() if task_id in line or "task succeeded" in line]
+    kinds = {kind for line in lines for kind in ("task sent", "task received", "task started", "task succeeded")
+             if kind in line}
+    assert kinds == {"task sent", "task received", "task started", "task succeeded"}, lines
+    assert any("runtime=" in line for line in lines if "task succeeded" in line), lines
