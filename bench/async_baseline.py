@@ -18,6 +18,8 @@ import time
 
 import anthropic
 
+from workers.llm.policy import CONNECTION_LIMITS
+
 MESSAGES: list[anthropic.types.MessageParam] = [
     {"role": "user", "content": 'task_id: t-1\ninstruction: say\ninput: {"text": "hello, agent"}'},
 ]
@@ -25,7 +27,10 @@ MESSAGES: list[anthropic.types.MessageParam] = [
 
 async def call_all(url: str, key: str, calls: int, in_flight: int) -> int:
     limit = asyncio.Semaphore(in_flight)
-    client = anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0, timeout=30.0)
+    # The worker's connection limits (workers/llm/policy.py): the SDK's default keeps only 100 idle
+    # connections, and reconnecting the rest on every wave would measure the fake server's accept loop.
+    http_client = anthropic.DefaultAsyncHttpxClient(limits=CONNECTION_LIMITS)
+    client = anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0, timeout=30.0, http_client=http_client)
 
     async def one() -> bool:
         async with limit:
