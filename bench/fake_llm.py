@@ -1,55 +1,77 @@
-"""The fake Anthropic Messages API (tests/fakes) in a process of its own, answering after a delay.
+"""The fake Anthropic Messages API in a process of its own, answering after a delay, for the benchmarks.
 
 ``python -m bench.fake_llm DELAY_S`` prints one JSON line with the server's URL and API key, then
 serves until stdin closes or SIGTERM. Each answer repeats the task's user turn, so the load generator
 can check that every answer belongs to its task.
+
+It answers like the tests' fake (tests/fakes: the same message bodies, the same key check) but on one
+asyncio event loop (aiohttp): a thousand calls waiting at once cost it a thousand sleeping coroutines,
+where the tests' threaded server needed a thread per connection and took 6 to 8 s to serve 500 new
+connections whose answers were due after 2 s. Benchmarks measure the callers, not the fake.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import socket
 import sys
 import threading
-from http.server import ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Delay, Reply, Text
+from aiohttp import web
+
+from tests.fakes.anthropic_api import MODELS
+from tests.fakes.anthropic_replies import Text, error_body, message_body
+
+API_KEY = "sk-ant-fake-0123456789abcdef"
 
 
-def echo_reply(delay_s: float) -> Any:
-    def respond(body: dict[str, Any]) -> Reply:
-        content = body["messages"][-1]["content"]
-        text = content if isinstance(content, str) else json.dumps(content)
-        return Delay(delay_s, Text(text)) if delay_s > 0 else Text(text)
-
-    return respond
+def echo_text(body: dict[str, Any]) -> str:
+    content = body["messages"][-1]["content"]
+    return content if isinstance(content, str) else json.dumps(content)
 
 
-def _set_when_stdin_closes(stop: threading.Event) -> None:
-    sys.stdin.read()
-    stop.set()
+def application(delay_s: float) -> web.Application:
+    async def messages(request: web.Request) -> web.Response:
+        if API_KEY not in (request.headers.get("x-api-key"), request.headers.get("authorization", "")[7:]):
+            return web.json_response(error_body(401, "invalid x-api-key"), status=401)
+        body = await request.json()
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
+        return web.json_response(message_body(Text(echo_text(body)), body))
+
+    async def models(request: web.Request) -> web.Response:
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in MODELS]
+        return web.json_response({"data": data, "has_more": False, "first_id": MODELS[0], "last_id": MODELS[-1]})
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", messages)
+    app.router.add_get("/v1/models", models)
+    return app
+
+
+async def serve(delay_s: float) -> None:
+    runner = web.AppRunner(application(delay_s), access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    # A thousand callers connect at once: a short backlog would leave most waiting for a SYN retransmit.
+    sock.listen(4096)
+    await web.SockSite(runner, sock).start()
+    port = sock.getsockname()[1]
+    print(json.dumps({"url": f"http://127.0.0.1:{port}", "api_key": API_KEY}), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
+    await stop.wait()
+    await runner.cleanup()
 
 
 def main(argv: list[str]) -> int:
-    delay_s = float(argv[0])
-    # A thousand worker threads open their connections at once: the default listen backlog of 5 would
-    # make most of them wait for a SYN retransmit (a second or more).
-    ThreadingHTTPServer.request_queue_size = 4096
-    fake = FakeAnthropic().start()
-    fake.respond(echo_reply(delay_s))
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    print(json.dumps({"url": fake.url, "api_key": fake.api_key}), flush=True)
-    threading.Thread(target=_set_when_stdin_closes, args=(stop,), daemon=True).start()
-    stop.wait()
-    fake.stop()
+    asyncio.run(serve(float(argv[0])))
     return 0
 
 
