@@ -13,6 +13,20 @@ from tests.conftest import REPO
 from tests.services import IN_CI
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: needs a Docker daemon and Compose; run by `make test-deploy`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Docker tests take minutes and root: only `pytest -m docker` (make test-deploy) runs them."""
+    if "docker" in (config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("docker")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
 def require_tool(name: str, why: str) -> str:
     """The tool's path; without it the test fails under CI=true (CI must install it) and skips elsewhere."""
     path = shutil.which(name)
