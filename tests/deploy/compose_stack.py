@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,11 +65,14 @@ def agents_folder(target: Path) -> Path:
 
 @dataclass
 class ComposeStack:
-    project: str
+    """One compose project of docker-compose.yml and overrides, with its own name and host ports."""
+
     docker: str
     compose_command: str
-    agents: Path
-    token: str
+    overrides: tuple[Path, ...]
+    env: dict[str, str]
+    project: str = field(default_factory=lambda: f"agent2389-deploy-test-{uuid.uuid4().hex[:6]}")
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
     ports: dict[str, int] = field(default_factory=lambda: {
         name: free_port() for name in ("MQTT_HOST_PORT", "REDIS_HOST_PORT", "WEB_HOST_PORT", "PROMETHEUS_HOST_PORT")
     })
@@ -78,10 +82,10 @@ class ComposeStack:
         return f"mqtt://127.0.0.1:{self.ports['MQTT_HOST_PORT']}"
 
     def compose(self, *args: str, timeout_s: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}, "AGENT2389_IMAGE": IMAGE,
-               "DEPLOY_TEST_AGENTS": str(self.agents), "WEB_AUTH_TOKEN": self.token}
-        command = [self.compose_command, "-p", self.project, "-f", str(REPO / "docker-compose.yml"),
-                   "-f", str(OVERRIDE), *args]
+        env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}, **self.env, "AGENT2389_IMAGE": IMAGE,
+               "WEB_AUTH_TOKEN": self.token}
+        files = [arg for path in (REPO / "docker-compose.yml", *self.overrides) for arg in ("-f", str(path))]
+        command = [self.compose_command, "-p", self.project, *files, *args]
         result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout_s)
         assert result.returncode == 0, f"{' '.join(args)}: {result.stdout[-2000:]}{result.stderr[-2000:]}"
         return result

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from agent2389.config import MqttSection
+from agent2389.mqtt import connect_options, make_client
 from tests.conftest import REPO
-from tests.services import IN_CI
+from tests.services import IN_CI, free_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,3 +69,20 @@ def seconds(duration: str) -> float:
     if number:
         raise ValueError(f"duration without a unit: {duration!r}")
     return total
+
+
+def connects(mqtt: MqttSection, environ: dict[str, str] | None = None) -> bool:
+    """Whether a client built the way agent2389 builds them gets a CONNACK from the broker."""
+    client = make_client(mqtt, f"deploy-test-{free_port()}", environ=environ or {})
+    try:
+        client.connect(**connect_options(mqtt, persistent=False))
+        deadline = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+        return client.is_connected()
+    except OSError:  # ssl.SSLCertVerificationError included
+        return False
+    finally:
+        client.disconnect()
+        if client.socket() is not None:
+            client.socket().close()

@@ -217,3 +217,25 @@ def test_the_deploy_tests_override_changes_only_the_agents_folder() -> None:
     for name, service in override["services"].items():
         assert list(service) == ["volumes"], name
         assert [mount(volume)[1] for volume in service["volumes"]] == ["/etc/agent2389"]
+
+
+def test_the_password_override_switches_broker_and_agents_to_the_generated_login() -> None:
+    override = load_yaml(repo_path("docker-compose.auth.yml"))
+    assert schema_errors(override) == []
+    broker = override["services"]["mqtt-broker"]
+    mounts = dict(mount(interpolate(volume, {})) for volume in broker["volumes"])
+    conf = repo_path(next(source for source, target in mounts.items() if target.endswith("mosquitto.conf")))
+    settings = [line.split() for line in conf.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert ["allow_anonymous", "false"] in settings and ["password_file", mounts["./mqtt-auth/passwd"]] in settings
+    # the health check uses the one anonymous listener, which is on the broker's own loopback
+    health_port = broker["healthcheck"]["test"][broker["healthcheck"]["test"].index("-p") + 1]
+    assert ["listener", health_port, "127.0.0.1"] in settings
+    for name in AGENT2389_SERVICES:
+        service = override["services"][name]
+        assert interpolate(service["env_file"], {}) == "./mqtt-auth/agents.env"
+        agents_dir = next(source for source, target in map(mount, service["volumes"]) if target == "/etc/agent2389")
+        login = {"MQTT_USERNAME": "u", "MQTT_PASSWORD": "p"}
+        report = inspect_config(repo_path(agents_dir), environ=login)
+        assert report.errors == [] and report.agents
+        assert {(a.mqtt.username_env, a.mqtt.password_env) for a in report.agents} == {tuple(login)}
+        assert {a.mqtt.host for a in report.agents} == {"mqtt-broker"}

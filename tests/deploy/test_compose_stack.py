@@ -13,11 +13,15 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent2389.config import MqttSection
 from tests.deploy.compose_stack import (
+    OVERRIDE,
     ComposeStack,
     agents_folder,
     build_image,
@@ -25,7 +29,7 @@ from tests.deploy.compose_stack import (
     require_docker,
     wait_for,
 )
-from tests.deploy.conftest import load_yaml, repo_path
+from tests.deploy.conftest import connects, load_yaml, repo_path
 from tests.reliability.peer import LoadPeer, Tally
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -39,17 +43,29 @@ def exactly_once(count: int) -> Tally:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+def docker() -> tuple[str, str]:
+    """docker and docker-compose, once the image is built from the working tree."""
     docker, compose = require_docker()
-    build_s = build_image(docker)
-    print(f"image built in {build_s:.0f} s")
-    stack = ComposeStack(project=f"agent2389-deploy-test-{uuid.uuid4().hex[:6]}", docker=docker,
-                         compose_command=compose, agents=agents_folder(tmp_path_factory.mktemp("deploy") / "agents"),
-                         token=uuid.uuid4().hex)
+    print(f"image built in {build_image(docker):.0f} s")
+    return docker, compose
+
+
+@pytest.fixture(scope="module")
+def stack(docker: tuple[str, str], tmp_path_factory: pytest.TempPathFactory,
+          request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+    agents = agents_folder(tmp_path_factory.mktemp("deploy") / "agents")
+    stack = ComposeStack(*docker, overrides=(OVERRIDE,), env={"DEPLOY_TEST_AGENTS": str(agents)})
+    with running(stack, request, "up", "-d", "--scale", f"worker={WORKERS}"):
+        yield stack
+
+
+@contextmanager
+def running(stack: ComposeStack, request: pytest.FixtureRequest, *up: str) -> Iterator[None]:
+    """The stack started with ``up``; afterwards removed with its volumes, its logs shown if a test failed."""
     failed_before = request.session.testsfailed
     try:
-        stack.compose("up", "-d", "--scale", f"worker={WORKERS}")
-        yield stack
+        stack.compose(*up)
+        yield
     finally:
         if request.session.testsfailed > failed_before:
             show_uncaptured(request, f"--- docker-compose logs of {stack.project} ---\n{stack.logs()}")
@@ -204,3 +220,26 @@ def docker_events(stack: ComposeStack, since: float, until: float) -> list[dict[
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+def test_with_the_password_override_agents_log_in_and_anonymous_clients_are_refused(
+    docker: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:
+    logins = tmp_path / "mqtt-auth"
+    made = subprocess.run(["bash", str(repo_path("scripts/generate-mqtt-password.sh")), "--out", str(logins)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    stack = ComposeStack(*docker, overrides=(repo_path("docker-compose.auth.yml"),),
+                         env={"MQTT_AUTH_DIR": str(logins)})
+    with running(stack, request, "up", "-d"):
+        wait_for(lambda: stack.health().get("status") == "healthy", 120, f"/health: {stack.health()}")
+        login = dict(line.split("=", 1) for line in (logins / "agents.env").read_text().splitlines())
+        with_login = MqttSection(broker_url=stack.mqtt_url, username_env="MQTT_USERNAME",
+                                 password_env="MQTT_PASSWORD")
+        assert connects(with_login, login)
+        assert not connects(MqttSection(broker_url=stack.mqtt_url))
+        assert not connects(with_login, {**login, "MQTT_PASSWORD": "guessed"})
+        # As the README has users try a deployment: a task injected from inside, with the agents' login.
+        answer = stack.compose("exec", "-T", "web", "agent2389", "inject", "--config", "/etc/agent2389",
+                               "--agent", "echo", "--wait", "20", "--json", "hello through a login")
+        assert "hello through a login" in json.dumps(json.loads(answer.stdout)), answer.stdout
