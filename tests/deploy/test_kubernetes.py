@@ -261,7 +261,7 @@ def test_the_tls_overlay_validates_and_wires_the_certificates_to_broker_and_agen
     assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [8883]
 
 
-def test_the_password_overlay_validates_and_gives_the_broker_the_hashes_and_the_agents_the_login(
+def test_the_password_overlay_gives_the_broker_only_the_hashes_and_the_agents_only_the_login(
     tmp_path: Path,
 ) -> None:
     manifests = kustomize("k8s/auth")
@@ -275,7 +275,7 @@ def test_the_password_overlay_validates_and_gives_the_broker_the_hashes_and_the_
     settings = [line.split() for line in conf.splitlines() if line.strip()]
     [password_file] = [words[1] for words in settings if words[0] == "password_file"]
     [mount] = [m for m in broker["containers"][0]["volumeMounts"] if m["mountPath"] == password_file]
-    assert volumes[mount["name"]]["secret"]["secretName"] == "mqtt-auth"
+    assert volumes[mount["name"]]["secret"]["secretName"] == "mqtt-passwd"
     probe = broker["containers"][0]["readinessProbe"]["exec"]["command"]
     assert ["listener", probe[probe.index("-p") + 1], "127.0.0.1"] in settings
     data = find(manifests, "ConfigMap", "agent-config-auth")["data"]
@@ -290,4 +290,5 @@ def test_the_password_overlay_validates_and_gives_the_broker_the_hashes_and_the_
         from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in spec["containers"][0]["env"]
                        if "secretKeyRef" in e.get("valueFrom", {})}
         assert all(from_secret[variable] == {"name": "mqtt-auth", "key": variable} for variable in wanted)
+        assert "mqtt-passwd" not in str(spec)
         assert {v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "agent-config"} == {"agent-config-auth"}
