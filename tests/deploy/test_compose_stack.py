@@ -160,8 +160,9 @@ def test_a_worker_killed_with_sigkill_has_the_tasks_it_held_answered_once_by_the
     print(f"the killed worker held {holding['active']} task(s); all 30 answered "
           f"{time.monotonic() - killed:.0f} s after the kill")
     assert answered and peer.tally(tasks, "slow") == exactly_once(30), peer.tally(tasks, "slow")
-    [state] = [c["State"] for c in stack.containers("worker", running_only=False) if c["Id"] == victim["Id"]]
-    assert not state["Running"] and state["ExitCode"] == 137, state
+    [after] = [c for c in stack.containers("worker", running_only=False) if c["Id"] == victim["Id"]]
+    assert not after["State"]["Running"] and after["State"]["ExitCode"] == 137, after["State"]
+    assert after["RestartCount"] == victim["RestartCount"], "the killed worker came back and may have answered"
     # What the operator does next: compose starts the stopped container again.
     stack.compose("up", "-d", "--scale", f"worker={WORKERS}")
     wait_for(lambda: stack.online_workers() == WORKERS, 90, f"/health: {stack.health()}")
