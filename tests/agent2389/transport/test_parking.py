@@ -7,7 +7,7 @@ import time
 import redis
 from kombu import Connection
 
-from agent2389.parking import ParkingSweeper, parked_key
+from agent2389.transport.parking import ParkingSweeper, parked_key
 
 QUEUE = "parking-test"
 

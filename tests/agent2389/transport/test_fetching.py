@@ -8,8 +8,8 @@ import time
 import redis
 from kombu import Connection, Consumer, Exchange, Message, Producer, Queue
 
-from agent2389.fetching import FETCH_BATCH, BatchFetcher
-from agent2389.parking import parked_key
+from agent2389.transport.fetching import FETCH_BATCH, BatchFetcher
+from agent2389.transport.parking import parked_key
 
 QUEUE = "fetching-test"
 
