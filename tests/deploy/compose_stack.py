@@ -107,16 +107,7 @@ class ComposeStack:
 
     def get(self, path: str, port: str = "WEB_HOST_PORT") -> tuple[int, Any]:
         """Status and JSON body of a GET on a published port, with the web app's bearer token."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.ports[port]}{path}",
-                                         headers={"Authorization": f"Bearer {self.token}"})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, json.loads(error.read() or b"null")
-        except (OSError, ValueError):
-            return 0, None
+        return http_json(f"http://127.0.0.1:{self.ports[port]}{path}", {"Authorization": f"Bearer {self.token}"})
 
     def health(self) -> dict[str, Any]:
         return self.get("/health")[1] or {}
@@ -131,6 +122,26 @@ class ComposeStack:
 
     def logs(self, tail: int = 40) -> str:
         return self.compose("logs", "--no-color", f"--tail={tail}").stdout
+
+
+def http_json(url: str, headers: dict[str, str]) -> tuple[int, Any]:
+    """Status and JSON body of a GET (None for a body that is not JSON; status 0 when nothing answered)."""
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, parsed(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, parsed(error.read())
+    except OSError:
+        return 0, None
+
+
+def parsed(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def grace_seconds(service: dict[str, Any]) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """A failed test on a running compose stack (its ``stack`` argument) reports the stack's logs."""
+    report = yield
+    logs = getattr(getattr(item, "funcargs", {}).get("stack"), "logs", None)
+    if report.when == "call" and report.failed and callable(logs):
+        try:
+            report.sections.append(("docker-compose logs", logs()))
+        except Exception as error:  # the logs are a courtesy: never hide the test's own failure
+            report.sections.append(("docker-compose logs", f"could not read them: {error!r}"))
+    return report
 
 
 def require_tool(name: str, why: str) -> str:

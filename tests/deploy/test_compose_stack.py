@@ -8,6 +8,7 @@ Compose v1 (scripts/docker-host.sh); never run by plain `pytest` (the `docker` m
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -26,6 +27,7 @@ from tests.deploy.compose_stack import (
     agents_folder,
     build_image,
     grace_seconds,
+    http_json,
     require_docker,
     wait_for,
 )
@@ -36,6 +38,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 WORKERS = 3
 TASKS = 300
+# docker-compose.yml publishes Flower on this loopback port.
+FLOWER_PORT = 5555
 
 
 def exactly_once(count: int) -> Tally:
@@ -51,32 +55,26 @@ def docker() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def stack(docker: tuple[str, str], tmp_path_factory: pytest.TempPathFactory,
-          request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
+def stack(docker: tuple[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeStack]:
     agents = agents_folder(tmp_path_factory.mktemp("deploy") / "agents")
-    stack = ComposeStack(*docker, overrides=(OVERRIDE,), env={"DEPLOY_TEST_AGENTS": str(agents)})
-    with running(stack, request, "up", "-d", "--scale", f"worker={WORKERS}"):
+    env = {"DEPLOY_TEST_AGENTS": str(agents), "FLOWER_BASIC_AUTH": f"ops:{uuid.uuid4().hex}"}
+    stack = ComposeStack(*docker, overrides=(OVERRIDE,), env=env)
+    with running(stack, "up", "-d", "--scale", f"worker={WORKERS}"):
         yield stack
 
 
 @contextmanager
-def running(stack: ComposeStack, request: pytest.FixtureRequest, *up: str) -> Iterator[None]:
-    """The stack started with ``up``; afterwards removed with its volumes, its logs shown if a test failed."""
-    failed_before = request.session.testsfailed
+def running(stack: ComposeStack, *up: str) -> Iterator[None]:
+    """The stack started with ``up``, then removed with its volumes. A failure inside shows the logs
+    (for tests on the module's stack, tests/deploy/conftest.py adds them to the report)."""
     try:
         stack.compose(*up)
         yield
+    except BaseException:
+        print(f"--- docker-compose logs of {stack.project} ---\n{stack.logs()}")
+        raise
     finally:
-        if request.session.testsfailed > failed_before:
-            show_uncaptured(request, f"--- docker-compose logs of {stack.project} ---\n{stack.logs()}")
         stack.compose("down", "-v", "--remove-orphans", "-t", "10")
-
-
-def show_uncaptured(request: pytest.FixtureRequest, text: str) -> None:
-    """On the terminal even from a teardown, whose output pytest would otherwise keep to itself."""
-    capture = request.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled():
-        print(text, flush=True)
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +132,24 @@ def test_prometheus_scrapes_the_web_app_loads_our_alert_rules_and_sees_every_wor
     shipped = {rule["alert"] for group in load_yaml(repo_path("config/prometheus/alerts.yml"))["groups"]
                for rule in group["rules"]}
     assert shipped and loaded == shipped
+
+
+def test_flower_from_our_image_sees_every_worker_and_wants_its_login(stack: ComposeStack) -> None:
+    stack.compose("--profile", "flower", "up", "-d", "flower")
+    url = f"http://127.0.0.1:{FLOWER_PORT}/api/workers?refresh=1"
+    user, password = stack.env["FLOWER_BASIC_AUTH"].split(":", 1)
+    login = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def workers_seen() -> set[str]:
+        status, body = http_json(url, {"Authorization": login})
+        return set(body) if status == 200 and isinstance(body, dict) else set()
+
+    wait_for(lambda: len(workers_seen()) == WORKERS, 90, f"Flower did not list {WORKERS} workers: {workers_seen()}")
+    # Celery names each worker after its container's host name (and its pid).
+    hosts = {c["Config"]["Hostname"] for c in stack.containers("worker")}
+    assert all(sum(host in name for name in workers_seen()) == 1 for host in hosts), (hosts, workers_seen())
+    assert http_json(url, {})[0] == 401
+    assert http_json(url, {"Authorization": "Basic " + base64.b64encode(b"ops:guessed").decode()})[0] == 401
 
 
 def test_a_worker_killed_with_sigkill_has_the_tasks_it_held_answered_once_by_the_others(
@@ -195,7 +211,7 @@ def completed(stack: ComposeStack, agent: str) -> int:
 def test_down_stops_every_container_with_exit_code_0_within_its_grace_period(stack: ComposeStack) -> None:
     services = load_yaml(repo_path("docker-compose.yml"))["services"]
     running = {c["Id"]: c["Config"]["Labels"]["com.docker.compose.service"] for c in stack.containers()}
-    assert len(running) >= 6, running  # broker, Redis, bridge, 3 workers, web (and Prometheus)
+    assert len(running) >= 6, running  # broker, Redis, bridge, 3 workers, web (and Prometheus, Flower)
     since = time.time()
     stack.compose("down", timeout_s=240)
     events = docker_events(stack, since, time.time())
@@ -224,7 +240,7 @@ def docker_events(stack: ComposeStack, since: float, until: float) -> list[dict[
 
 
 def test_with_the_password_override_agents_log_in_and_anonymous_clients_are_refused(
-    docker: tuple[str, str], tmp_path: Path, request: pytest.FixtureRequest,
+    docker: tuple[str, str], tmp_path: Path,
 ) -> None:
     logins = tmp_path / "mqtt-auth"
     made = subprocess.run(["bash", str(repo_path("scripts/generate-mqtt-password.sh")), "--out", str(logins)],
@@ -232,7 +248,7 @@ def test_with_the_password_override_agents_log_in_and_anonymous_clients_are_refu
     assert made.returncode == 0, made.stderr
     stack = ComposeStack(*docker, overrides=(repo_path("docker-compose.auth.yml"),),
                          env={"MQTT_AUTH_DIR": str(logins)})
-    with running(stack, request, "up", "-d"):
+    with running(stack, "up", "-d"):
         wait_for(lambda: stack.health().get("status") == "healthy", 120, f"/health: {stack.health()}")
         login = dict(line.split("=", 1) for line in (logins / "agents.env").read_text().splitlines())
         with_login = MqttSection(broker_url=stack.mqtt_url, username_env="MQTT_USERNAME",
