@@ -148,10 +148,13 @@ def grace_seconds(service: dict[str, Any]) -> float:
     return seconds(service["stop_grace_period"]) if "stop_grace_period" in service else DEFAULT_GRACE_S
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.5) -> float:
-    """Seconds until the condition held; fails with ``what`` when it did not within the time."""
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str | Callable[[], str],
+             poll_s: float = 0.5) -> float:
+    """Seconds until the condition held; fails with ``what`` (called then, if it is a function, so it
+    can show the state at the end) when it did not within the time."""
     started = time.monotonic()
     while not condition():
-        assert time.monotonic() - started < timeout_s, f"{what} (waited {timeout_s} s)"
+        if time.monotonic() - started >= timeout_s:
+            raise AssertionError(f"{what() if callable(what) else what} (waited {timeout_s} s)")
         time.sleep(poll_s)
     return time.monotonic() - started

@@ -1,9 +1,10 @@
 """The image built and docker-compose.yml run for real (`make test-deploy`), as an operator runs them.
 
 One stack for the module, in the order an operator meets things: it starts with three workers, serves
-a few hundred tasks, is watched by Prometheus, loses a worker to SIGKILL, has Redis restarted, and is
-taken down. Each test says what it found; the stack goes on to the next. Needs a Docker daemon and
-Compose v1 (scripts/docker-host.sh); never run by plain `pytest` (the `docker` marker, deselected).
+a few hundred tasks, is watched by Prometheus and Flower, loses a worker to SIGKILL, has Redis
+restarted, and is taken down; each test says what it found and the stack goes on to the next. Then a
+second stack runs with MQTT passwords. Needs a Docker daemon and Compose v1 (scripts/docker-host.sh);
+plain `pytest` leaves these tests out (the `docker` marker, deselected in tests/deploy/conftest.py).
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def processed(stack: ComposeStack) -> dict[str, int]:
 
 def test_the_stack_starts_healthy_with_three_workers_each_in_its_own_container(stack: ComposeStack) -> None:
     waited = wait_for(lambda: stack.health().get("status") == "healthy" and stack.online_workers() == WORKERS,
-                      180, f"/health did not say healthy with {WORKERS} workers: {stack.health()}")
+                      180, lambda: f"/health did not say healthy with {WORKERS} workers: {stack.health()}")
     print(f"healthy with {WORKERS} workers {waited:.0f} s after `up`")
     hosts = {w["host"] for w in stack.workers()}
     containers = {c["Config"]["Hostname"] for c in stack.containers("worker")}
@@ -111,7 +112,7 @@ def test_three_hundred_tasks_from_the_host_are_answered_once_each_and_spread_ove
     answered = peer.wait_for_answers([t["task_id"] for t in tasks], timeout_s=120)
     assert answered and peer.tally(tasks, "echo") == exactly_once(TASKS), peer.tally(tasks, "echo")
     # Heartbeats carry each worker's count every 2 s.
-    wait_for(lambda: sum(processed(stack).values()) >= TASKS, 20, f"workers report {processed(stack)}")
+    wait_for(lambda: sum(processed(stack).values()) >= TASKS, 20, lambda: f"workers report {processed(stack)}")
     counts = processed(stack)
     print(f"tasks per worker: {sorted(counts.values())}")
     assert sum(counts.values()) == TASKS and len(counts) == WORKERS and min(counts.values()) > 0, counts
@@ -125,7 +126,7 @@ def test_prometheus_scrapes_the_web_app_loads_our_alert_rules_and_sees_every_wor
         return list(body["data"]["result"]) if status == 200 else []
 
     wait_for(lambda: [r["value"][1] for r in query("agent2389_worker_processes")] == [str(WORKERS)], 90,
-             f"Prometheus did not scrape {WORKERS} workers: {query('up')}")
+             lambda: f"Prometheus did not scrape {WORKERS} workers: {query('up')}")
     assert [r["value"][1] for r in query('up{job="agent2389"}')] == ["1"]
     _, rules = stack.get("/api/v1/rules", port="PROMETHEUS_HOST_PORT")
     loaded = {rule["name"] for group in rules["data"]["groups"] for rule in group["rules"]}
@@ -144,7 +145,8 @@ def test_flower_from_our_image_sees_every_worker_and_wants_its_login(stack: Comp
         status, body = http_json(url, {"Authorization": login})
         return set(body) if status == 200 and isinstance(body, dict) else set()
 
-    wait_for(lambda: len(workers_seen()) == WORKERS, 90, f"Flower did not list {WORKERS} workers: {workers_seen()}")
+    wait_for(lambda: len(workers_seen()) == WORKERS, 90,
+             lambda: f"Flower did not list {WORKERS} workers: {workers_seen()}")
     # Celery names each worker after its container's host name (and its pid).
     hosts = {c["Config"]["Hostname"] for c in stack.containers("worker")}
     assert all(sum(host in name for name in workers_seen()) == 1 for host in hosts), (hosts, workers_seen())
@@ -181,7 +183,7 @@ def test_a_worker_killed_with_sigkill_has_the_tasks_it_held_answered_once_by_the
     assert after["RestartCount"] == victim["RestartCount"], "the killed worker came back and may have answered"
     # What the operator does next: compose starts the stopped container again.
     stack.compose("up", "-d", "--scale", f"worker={WORKERS}")
-    wait_for(lambda: stack.online_workers() == WORKERS, 90, f"/health: {stack.health()}")
+    wait_for(lambda: stack.online_workers() == WORKERS, 90, lambda: f"/health: {stack.health()}")
 
 
 def test_after_redis_restarts_the_stack_is_healthy_again_and_answers_every_task_once(
@@ -190,7 +192,7 @@ def test_after_redis_restarts_the_stack_is_healthy_again_and_answers_every_task_
     completed_before = completed(stack, "echo")
     stack.compose("restart", "redis")
     wait_for(lambda: stack.health().get("status") == "healthy" and stack.online_workers() == WORKERS, 90,
-             f"/health after the Redis restart: {stack.health()}")
+             lambda: f"/health after the Redis restart: {stack.health()}")
     conversation = f"deploy-redis-{uuid.uuid4().hex[:8]}"
     peer.follow(f"/conversations/{conversation}/#")
     tasks = [peer.send("echo", conversation, f"after {i}") for i in range(100)]
@@ -249,7 +251,7 @@ def test_with_the_password_override_agents_log_in_and_anonymous_clients_are_refu
     stack = ComposeStack(*docker, overrides=(repo_path("docker-compose.auth.yml"),),
                          env={"MQTT_AUTH_DIR": str(logins)})
     with running(stack, "up", "-d"):
-        wait_for(lambda: stack.health().get("status") == "healthy", 120, f"/health: {stack.health()}")
+        wait_for(lambda: stack.health().get("status") == "healthy", 120, lambda: f"/health: {stack.health()}")
         login = dict(line.split("=", 1) for line in (logins / "agents.env").read_text().splitlines())
         with_login = MqttSection(broker_url=stack.mqtt_url, username_env="MQTT_USERNAME",
                                  password_env="MQTT_PASSWORD")
