@@ -292,3 +292,17 @@ def test_the_password_overlay_gives_the_broker_only_the_hashes_and_the_agents_on
         assert all(from_secret[variable] == {"name": "mqtt-auth", "key": variable} for variable in wanted)
         assert "mqtt-passwd" not in str(spec)
         assert {v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "agent-config"} == {"agent-config-auth"}
+
+
+def test_the_broker_is_covered_by_a_network_policy_that_opens_only_its_mqtt_port(
+    manifests: list[dict[str, Any]],
+) -> None:
+    broker = find(manifests, "Deployment", "mqtt-broker")
+    labels = broker["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in of_kind(manifests, "NetworkPolicy")
+                if matches(p["spec"]["podSelector"].get("matchLabels", {}), labels)]
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] for p in policies), "no default deny"
+    opened = [port for p in policies for rule in p["spec"].get("ingress", []) for port in rule.get("ports", [])]
+    assert opened == [{"protocol": "TCP", "port": 1883}]
+    container_ports = [port["containerPort"] for port in pod_spec(broker)["containers"][0]["ports"]]
+    assert container_ports == [1883]
