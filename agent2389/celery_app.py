@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.connection import Connection
 
 from agent2389.keys import Keys
 from agent2389.settings import Settings
@@ -16,6 +17,9 @@ PROCESS_TASK = "agent2389.process_task"
 # kombu's Redis transport with the fixes a Redis restart needs (see the module); by name, which is also
 # how it shows in Celery's connection log lines.
 TRANSPORT = "agent2389.transport.redis_transport:RedisTransport"
+# kombu names a connection's URL after its transport class. Our transport keeps kombu's Redis layout, so it
+# shows as redis://, which is also the only form Flower's broker view (queue lengths) knows.
+Connection.resolve_aliases[TRANSPORT] = "redis"
 # Well below the 60 s grace period that docker compose and Kubernetes give a stopping worker.
 SOFT_SHUTDOWN_S = 30.0
 

@@ -88,6 +88,11 @@ def targets(rows: list[Row], fan_in_rate: float = 500.0) -> list[Target]:
         limit = min(fan_in_rate, peak.throughput) if peak else fan_in_rate
         found.append(Target(f"fan-in throughput >= 80% of min({fan_in_rate:.0f}, overhead peak)",
                             f"{fan_in.throughput:.0f} tasks/s vs {0.8 * limit:.0f}", fan_in.throughput >= 0.8 * limit))
+        bare = _find(rows, "fan-in", "bare async SDK")
+        if bare and bare.throughput:
+            ratio = fan_in.throughput / bare.throughput
+            found.append(Target("fan-in throughput >= 70% of the bare async SDK (same calls, fake and processes)",
+                                f"{fan_in.throughput:.0f} / {bare.throughput:.0f} tasks/s = {ratio:.0%}", ratio >= 0.7))
         rss = max((p.peak_rss_mb for p in fan_in.processes if p.name.startswith("worker")), default=0.0)
         found.append(Target("fan-in peak RSS per worker process < 200 MB", f"{rss:.0f} MB", 0 < rss < 200))
     events_off = _find(rows, "events", "peak, Celery events off")

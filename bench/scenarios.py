@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from bench.celery_baseline import AGENT2389
 from bench.child import Child
 from bench.load import LoadSpec
+from bench.procstats import ProcessUsage
 from bench.report import HALF_PEAK, Row
 from bench.runs import ECHO, Context, agent_stack, celery_run, load_run
 
@@ -86,6 +88,7 @@ def fan_in(ctx: Context, sizes: Sizes) -> list[Row]:
                          env={"BENCH_ANTHROPIC_API_KEY": server["api_key"]}) as stack:
             rows.append(load_run(ctx, "fan-in", f"fake Anthropic {delay:g} s, {in_flight} in flight", FAN_IN_WORKERS,
                                  LoadSpec(ctx.broker.port, agents, count, window=in_flight), stack))
+        rows.append(async_sdk_baseline(ctx, server, count, in_flight))
     agents = _agents("fan")
     echo = {**ECHO, "delay_s": delay}
     with agent_stack(ctx, "fan-in-echo", agents, FAN_IN_WORKERS, concurrency, echo) as stack:
@@ -93,6 +96,28 @@ def fan_in(ctx: Context, sizes: Sizes) -> list[Row]:
         spec = LoadSpec(ctx.broker.port, agents, count, window=in_flight)
         rows.append(load_run(ctx, "fan-in", run, FAN_IN_WORKERS, spec, stack))
     return rows
+
+
+def async_sdk_baseline(ctx: Context, server: dict[str, str], calls: int, in_flight: int) -> Row:
+    """The same calls to the same fake from the bare async SDK, in as many processes as fan-in's workers."""
+    directory = ctx.directory("fan-in-async-sdk")
+    env = {**os.environ, "BENCH_ANTHROPIC_API_KEY": server["api_key"]}
+    args = [server["url"], "BENCH_ANTHROPIC_API_KEY", str(calls // FAN_IN_WORKERS), str(in_flight // FAN_IN_WORKERS)]
+    children = [Child(f"async-sdk-{n}", ["-m", "bench.async_baseline", *args], directory / f"async-sdk-{n}.log", env)
+                for n in range(1, FAN_IN_WORKERS + 1)]
+    try:
+        for child in children:
+            child.expect("ready", 30)
+        results = [child.result(600) for child in children]
+    finally:
+        for child in children:
+            child.stop()
+    sent, answered = sum(r["calls"] for r in results), sum(r["answered"] for r in results)
+    seconds = max(r["seconds"] for r in results)
+    usage = [ProcessUsage(child.name, r["cpu_s"], 100 * r["cpu_s"] / r["seconds"], r["peak_rss_mb"])
+             for child, r in zip(children, results, strict=True)]
+    return Row("fan-in", f"bare async SDK, {in_flight} in flight", FAN_IN_WORKERS, sent, answered, sent - answered,
+               0, 0, seconds, answered / seconds, {}, usage)
 
 
 def pipeline(ctx: Context, sizes: Sizes) -> list[Row]:

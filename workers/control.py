@@ -21,8 +21,12 @@ FIXED_POOL = ("refused: a worker's threads pool has a fixed size (agent2389 work
 
 def revoke(state: Any, task_id: Any, terminate: bool = False, signal: Any = None, **kwargs: Any) -> Any:
     """Revoke task by task id (or list of ids)."""
-    reply = control.revoke(state, task_id, terminate=terminate, signal=signal, **kwargs)
     ids = {task_id} if isinstance(task_id, str) else set(task_id or ())
+    if terminate:
+        # Celery would ask the threads pool to kill the task's thread, which it cannot: an error, no revoke.
+        log.warning("terminate refused: a running task's thread cannot be stopped; the task(s) are revoked only",
+                    extra=log_fields(celery_task_ids=sorted(ids)))
+    reply = control.revoke(state, task_id, terminate=False, signal=signal, **kwargs)
     running = sorted(r.id for r in list(worker_state.active_requests) if r is not None and r.id in ids)
     if running:
         # The threads pool cannot stop a thread; the task's answer is published as usual.

@@ -55,8 +55,13 @@ Data layout (layout.py, fetching.py, parking.py)
   queue lists "{queue}" and "{queue}\\x06\\x16{p}" for p in (3, 6, 9); hash "unacked" of
   tag -> [payload, exchange, routing_key]; sorted set "unacked_index" of tag -> delivery time;
   payload JSON with properties.delivery_tag and properties.delivery_info.{exchange, routing_key}
+kombu.Connection.resolve_aliases (agent2389/celery_app.py)
+                                       our transport's URL reads redis://, as Flower's broker view needs
 Celery (outside this package)
   celery.apps.worker.safe_say          workers/main.py: Celery's terminal notices become log lines
   celery.worker.state.active_requests, reserved_requests
                                        workers/runtime.py: the tasks whose leases a worker renews
+  celery.worker.control.revoke(state, task_id, terminate, signal, **kwargs), nok(value)
+                                       workers/control.py: our revoke wraps Celery's, registered under
+                                       the built-in name (as are pool_grow and pool_shrink)
 """

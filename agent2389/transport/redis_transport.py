@@ -7,8 +7,8 @@ kombu then builds a Redis client from those attributes: AttributeError, "Unrecov
 the worker process exits. Every worker with a task in progress died on every Redis restart
 (reliability scenario 5).
 
-Every message pushed onto a queue is also parked (agent2389/transport/parking.py), so one taken off its queue by a
-worker that died before recording it goes back instead of being lost (reliability scenario 1c).
+Every task pushed onto a queue is also parked (agent2389/transport/parking.py), so one taken off its queue
+by a worker that died before recording it goes back instead of being lost (reliability scenario 1c).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from agent2389.transport.qos import ParkingQoS
 
 log = logging.getLogger("agent2389.broker")
 T = TypeVar("T")
+
 
 class LeasedChannel(kombu_redis.Channel):
     QoS = ParkingQoS

@@ -38,6 +38,15 @@ def test_the_events_target_compares_the_peak_with_celery_events_on_and_off() -> 
     assert cost(on=92) and not cost(on=85)
 
 
+def test_fan_in_is_measured_against_the_bare_async_sdk_in_the_same_run() -> None:
+    def met(fan_in: float) -> bool:
+        rows = [row("fan-in", "fake Anthropic 2 s", fan_in), row("fan-in", "bare async SDK, 1000 in flight", 400)]
+        [found] = [t for t in targets(rows) if "bare async SDK" in t.name]
+        return found.met
+
+    assert met(300) and not met(260)
+
+
 def test_a_lost_answer_or_a_heavy_worker_misses_its_target() -> None:
     found = {t.name: t for t in targets([row("fan-in", "fake Anthropic 2 s", 450, lost=1, rss=250)])}
     assert not found["zero lost, duplicated or failed answers in every run"].met
@@ -78,7 +87,7 @@ def test_overhead_baseline_and_pipeline_answer_every_task_once(tmp_path: Path, r
 @pytest.mark.slow
 def test_fan_in_through_the_fake_anthropic_api_answers_every_task_once(tmp_path: Path, redis_url: str) -> None:
     result, _ = run_bench(tmp_path, redis_url, "fan-in", "--llm-delay", "0.2", "--in-flight", "10")
-    assert [r["run"].split(" ")[0] for r in result["rows"]] == ["fake", "echo"]
+    assert [r["run"].split(" ")[0] for r in result["rows"]] == ["fake", "bare", "echo"]
     assert all(r["workers"] == 2 for r in result["rows"])
 
 

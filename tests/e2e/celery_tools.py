@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Process, Stack
 from tests.services import free_port
 
 FLOWER_USER, FLOWER_PASSWORD = "operator", "flower-test-password"
@@ -42,11 +42,13 @@ class Flower:
     def __init__(self, stack: Stack, log_dir: Path) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self._log = (log_dir / "flower.log").open("wb")
+        log_path = log_dir / "flower.log"
+        log_file = log_path.open("wb")
         env = {**stack.env(), "FLOWER_BASIC_AUTH": f"{FLOWER_USER}:{FLOWER_PASSWORD}"}
-        self.process = subprocess.Popen(
+        popen = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "agent2389", "flower", f"--port={self.port}", "--address=127.0.0.1"],
-            env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+            env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
+        self.process = Process("flower", popen, log_path, log_file)
         wait_until(self._healthy, 30, "Flower did not answer /healthcheck")
 
     def get(self, path: str, auth: bool = True) -> Any:
@@ -73,16 +75,10 @@ class Flower:
         return None
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        self._log.close()
+        self.process.stop()
 
     def _healthy(self) -> bool:
-        assert self.process.poll() is None, "Flower exited at start-up"
+        assert self.process.popen.poll() is None, "Flower exited at start-up"
         try:
             return self.request("GET", "/healthcheck", auth=False) == b"OK"
         except (urllib.error.URLError, ConnectionError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
+import sys
 import urllib.error
 import uuid
 from collections.abc import Iterator
@@ -15,6 +18,8 @@ from agent2389.celery_app import create_celery
 from agent2389.keys import Keys
 from agent2389.settings import Settings
 from agent2389.transport.parking import parked_key
+from tests.conftest import REPO
+from tests.deploy.test_runbook import RUNBOOK, shell_commands
 from tests.e2e.celery_tools import Flower, celery, wait_until
 from tests.e2e.stack import MqttPeer, Stack, write_agent
 
@@ -124,6 +129,9 @@ def test_a_queued_task_revoked_from_flower_ends_with_one_error_and_shows_revoked
     first = peer.send_task(slow_agent, cid, "runs")["task_id"]
     queued = peer.send_task(slow_agent, cid, "waits")["task_id"]
     waiting = wait_until(lambda: flower.task_of(queued), 10, "Flower never saw the second task sent")
+    flower.get("/api/workers?refresh=1")  # Flower learns which queues there are from the workers
+    lengths = {q["name"]: q["messages"] for q in flower.get("/api/queues/length")["active_queues"]}
+    assert lengths[f"agent.{slow_agent}"] == 1, "Flower's broker view does not see the waiting task"
     flower.post(f"/api/task/revoke/{waiting['uuid']}")
     answers = {body["task_id"]: body for _, body, _ in peer.expect(2, timeout_s=20)}
     assert "response" in answers[first]
@@ -134,7 +142,7 @@ def test_a_queued_task_revoked_from_flower_ends_with_one_error_and_shows_revoked
     assert revoked
 
 
-def test_revoking_a_running_task_changes_nothing_and_says_so(
+def test_revoking_or_terminating_a_running_task_changes_nothing_and_says_so(
     stack: Stack, peer: MqttPeer, slow_agent: str, flower: Flower
 ) -> None:
     start(stack, peer, slow_agent)
@@ -144,10 +152,13 @@ def test_revoking_a_running_task_changes_nothing_and_says_so(
                          10, "the task never started")
     revoke = celery(stack, "control", "revoke", running["uuid"])
     assert revoke.returncode == 0, revoke.stderr
+    flower.post(f"/api/task/revoke/{running['uuid']}?terminate=true")
     [(_, answer, _)] = peer.expect(1, timeout_s=10)
     assert answer["response"] and answer["task_id"] == task_id
+    assert peer.quiet_for(1) == []
     worker = stack.processes[0]
     assert worker.logged("not stopped and will be answered")
+    assert worker.logged("terminate refused")
 
 
 def test_growing_a_workers_pool_is_refused_with_a_clear_reply(stack: Stack, peer: MqttPeer,
@@ -184,3 +195,41 @@ def test_celery_worker_is_refused_with_a_pointer_to_agent2389_worker(stack: Stac
     refused = celery(stack, "worker")
     assert refused.returncode != 0
     assert "agent2389 worker --config PATH" in refused.stderr
+
+
+def test_every_celery_command_of_the_runbook_works_against_a_live_stack(
+    stack: Stack, peer: MqttPeer, agents: dict[str, str]
+) -> None:
+    commands = [c for c in shell_commands(RUNBOOK.read_text(encoding="utf-8")) if "celery -A agent2389" in c]
+    one_shot = [c for c in commands if c.startswith("celery") and c.split()[3] in ("inspect", "control", "purge")]
+    assert len(one_shot) >= 6 and any(" events " in f"{c} " for c in commands) and any("flower" in c for c in commands)
+    start(stack, peer, agents["a"])
+    for command in one_shot:
+        args = shlex.split(command.replace("agent.echo", f"agent.{agents['a']}"))[3:]
+        done = celery(stack, *args)
+        assert done.returncode == 0, f"{command}: {done.stdout} {done.stderr}"
+
+
+def test_celery_events_streams_every_tasks_events_with_its_runtime(
+    stack: Stack, peer: MqttPeer, agents: dict[str, str], tmp_path: Path
+) -> None:
+    agent = agents["a"]
+    start(stack, peer, agent)
+    dump = tmp_path / "events.txt"
+    with dump.open("w") as out:
+        events = subprocess.Popen([sys.executable, "-m", "celery", "-A", "agent2389", "events", "--dump"],
+                                  env=stack.env(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until(lambda: "heartbeat" in dump.read_text(), 15, "celery events saw no worker heartbeat")
+            cid = conversation(peer)
+            task_id = peer.send_task(agent, cid)["task_id"]
+            peer.expect(1)
+            wait_until(lambda: "task succeeded" in dump.read_text(), 10, "celery events saw no task succeed")
+        finally:
+            events.terminate()
+            events.wait(10)
+    lines = [line for line in dump.read_text().splitlines() if task_id in line or "task succeeded" in line]
+    kinds = {kind for line in lines for kind in ("task sent", "task received", "task started", "task succeeded")
+             if kind in line}
+    assert kinds == {"task sent", "task received", "task started", "task succeeded"}, lines
+    assert any("runtime=" in line for line in lines if "task succeeded" in line), lines

@@ -14,7 +14,7 @@ from agent2389.ledger import TaskLedger
 from agent2389.stats import StatsRecorder
 from workers.llm import TaskRequest
 from workers.llm.echo import EchoRunner
-from workers.processing import MAX_ATTEMPTS, Deps, process
+from workers.processing import MAX_ATTEMPTS, Deps, cancel, describe, process
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a"}, "llm": {"provider": "echo"}})
 
@@ -166,3 +166,25 @@ def test_a_redis_outage_longer_than_the_retries_hands_the_delivery_back(
     ledger = FlakyLedger(redis_client, Keys(key_prefix), failures=2)
     with pytest.raises(redis.ConnectionError):
         process(AGENT, task(), replace(deps(redis_client, key_prefix, EchoRunner(AGENT), Recorder()), ledger=ledger))
+
+
+def test_a_revoked_task_gets_one_cancelled_error_and_the_llm_is_never_called(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    sent = Recorder()
+    runner = FailingRunner(AssertionError("the LLM was called"))
+    wire = task()
+    outcome = cancel(AGENT, wire, deps(redis_client, key_prefix, runner, sent))
+    assert sent.sent == [("/conversations/c/a", {"task_id": wire["task_id"], "error": {
+        "code": "internal_error", "message": "cancelled by an operator"}})]
+    assert runner.calls == 0
+    assert describe(outcome) == "error internal_error published to /conversations/c/a"
+
+
+def test_revoking_a_task_already_answered_publishes_nothing_more(redis_client: redis.Redis, key_prefix: str) -> None:
+    sent = Recorder()
+    wire = task()
+    process(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent))
+    outcome = cancel(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent))
+    assert len(sent.sent) == 1 and "response" in sent.sent[0][1]
+    assert outcome is None and describe(outcome) == "duplicate: answered before"

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 
 import celery.apps.worker
+import celery.worker.control
 import kombu.transport.virtual
 import pytest
 import redis
@@ -19,6 +20,7 @@ from kombu import Connection
 from kombu.transport import redis as kombu_redis
 
 import agent2389.transport
+from agent2389.celery_app import TRANSPORT
 from agent2389.transport import layout
 
 # (owner, method, the parameter names it must take, in order, after self)
@@ -45,6 +47,8 @@ METHODS = [
     (kombu.transport.virtual.Channel, "basic_consume", ["queue", "no_ack", "callback", "consumer_tag", "kwargs"]),
     (kombu_redis.PublishBatch, "add", ["name", "args"]),
     (celery.apps.worker, "safe_say", ["msg", "f"]),
+    (celery.worker.control, "revoke", ["state", "task_id", "terminate", "signal", "kwargs"]),
+    (celery.worker.control, "nok", ["value"]),
 ]
 
 CLASS_ATTRIBUTES = [
@@ -78,6 +82,13 @@ def test_kombu_keeps_its_keys_where_our_scripts_and_readers_look_for_them() -> N
     assert tuple(kombu_redis.Channel.priority_steps) == layout.PRIORITY_STEPS
     assert kombu_redis.Channel.unacked_key == layout.UNACKED
     assert kombu_redis.Channel.unacked_index_key == layout.UNACKED_INDEX
+
+
+def test_a_connection_on_our_transport_shows_its_url_as_redis_for_flower(redis_url: str) -> None:
+    connection = Connection(redis_url, transport=TRANSPORT)
+    assert isinstance(Connection.resolve_aliases, dict)
+    assert connection.as_uri().startswith("redis://")
+    assert connection.transport_cls == TRANSPORT
 
 
 def test_celery_still_tracks_a_workers_requests_where_lease_renewal_reads_them() -> None:
@@ -121,6 +132,6 @@ def test_kombu_records_a_received_message_in_the_layout_our_scripts_read_and_wri
 def test_the_package_docstring_lists_every_name_this_test_checks() -> None:
     documented = agent2389.transport.__doc__ or ""
     checked = [name for _, name, _ in METHODS] + [n for _, names in CLASS_ATTRIBUTES for n in names]
-    checked += ["_vrestore_count", "_queue_cycle", "_active_queues", "_qos", "_raw", "active_requests",
-                "reserved_requests"]
+    checked += ["resolve_aliases", "_vrestore_count", "_queue_cycle", "_active_queues", "_qos", "_raw",
+                "active_requests", "reserved_requests"]
     assert [name for name in checked if name not in documented] == []
