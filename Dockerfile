@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every role: `agent2389 bridge|worker|web|validate ...` (see docs/deployment.md).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint types pytest demo clean
+.PHONY: install test test-deploy lint types pytest demo clean
 
 $(BIN)/agent2389: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint types pytest
+
+# The image built and docker-compose.yml run for real (docs/deployment.md, "How these files are checked"):
+# scripts/docker-host.sh installs and starts Docker where needed (as root), then tests/deploy/test_compose_stack.py.
+test-deploy: install
+	scripts/docker-host.sh
+	$(BIN)/pytest -m docker -rP tests/deploy/test_compose_stack.py
 
 demo: install
 	BIN=$(BIN) scripts/demo.sh

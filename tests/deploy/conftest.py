@@ -3,14 +3,45 @@
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from agent2389.config import MqttSection
+from agent2389.mqtt import connect_options, make_client
 from tests.conftest import REPO
-from tests.services import IN_CI
+from tests.services import IN_CI, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "docker: needs a Docker daemon and Compose; run by `make test-deploy`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Docker tests take minutes and root: only `pytest -m docker` (make test-deploy) runs them."""
+    if "docker" in (config.getoption("markexpr") or ""):
+        return
+    deselected = [item for item in items if item.get_closest_marker("docker")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("docker")]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """A failed test on a running compose stack (its ``stack`` argument) reports the stack's logs."""
+    report = yield
+    logs = getattr(getattr(item, "funcargs", {}).get("stack"), "logs", None)
+    if report.when == "call" and report.failed and callable(logs):
+        try:
+            report.sections.append(("docker-compose logs", logs()))
+        except Exception as error:  # the logs are a courtesy: never hide the test's own failure
+            report.sections.append(("docker-compose logs", f"could not read them: {error!r}"))
+    return report
 
 
 def require_tool(name: str, why: str) -> str:
@@ -52,3 +83,20 @@ def seconds(duration: str) -> float:
     if number:
         raise ValueError(f"duration without a unit: {duration!r}")
     return total
+
+
+def connects(mqtt: MqttSection, environ: dict[str, str] | None = None) -> bool:
+    """Whether a client built the way agent2389 builds them gets a CONNACK from the broker."""
+    client = make_client(mqtt, f"deploy-test-{free_port()}", environ=environ or {})
+    try:
+        client.connect(**connect_options(mqtt, persistent=False))
+        deadline = time.monotonic() + 5
+        while not client.is_connected() and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+        return client.is_connected()
+    except OSError:  # ssl.SSLCertVerificationError included
+        return False
+    finally:
+        client.disconnect()
+        if client.socket() is not None:
+            client.socket().close()

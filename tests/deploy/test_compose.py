@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,40 @@ def test_the_mounted_agent_files_validate_and_use_the_compose_service_names(comp
     assert {agent.mqtt.host for agent in report.agents} == {"mqtt-broker"}
 
 
+def interpolate(value: str, environ: dict[str, str]) -> str:
+    """Compose's ``${NAME}`` and ``${NAME:-default}``, as both Compose v1 and v2 read them."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: environ.get(m[1]) or m[2] or "", value)
+
+
+def published(compose: dict[str, Any], environ: dict[str, str]) -> dict[str, list[tuple[str, str, str]]]:
+    """Each service's published ports as (host address, host port, container port)."""
+    return {name: [tuple(interpolate(port, environ).split(":")) for port in service.get("ports", [])]
+            for name, service in compose["services"].items()}
+
+
+def test_every_published_port_listens_on_loopback_unless_told_otherwise(compose: dict[str, Any]) -> None:
+    tls = load_yaml(repo_path("docker-compose.tls.yml"))
+    for ports in [*published(compose, {}).values(), *published(tls, {}).values()]:
+        assert ports == [] or {address for address, _, _ in ports} == {"127.0.0.1"}, ports
+
+
+def test_publish_address_opens_the_broker_and_web_app_but_never_redis_or_prometheus(compose: dict[str, Any]) -> None:
+    opened = published(compose, {"PUBLISH_ADDRESS": "0.0.0.0"})
+    assert opened["mqtt-broker"] == [("0.0.0.0", "1883", "1883")]
+    assert opened["web"] == [("0.0.0.0", "8080", "8080")]
+    assert opened["redis"] == [("127.0.0.1", "6379", "6379")]
+    assert opened["prometheus"] == [("127.0.0.1", "9090", "9090")]
+
+
 def test_the_web_app_is_published_on_port_8080(compose: dict[str, Any]) -> None:
     web = compose["services"]["web"]
-    assert "8080:8080" in web["ports"]
+    assert published(compose, {})["web"] == [("127.0.0.1", "8080", "8080")]
+    assert published(compose, {"WEB_HOST_PORT": "18080"})["web"] == [("127.0.0.1", "18080", "8080")]
     assert web["command"][web["command"].index("--port") + 1] == "8080"
+
+
+def test_there_is_no_top_level_name_which_compose_v1_refuses(compose: dict[str, Any]) -> None:
+    assert "name" not in compose
 
 
 def test_prometheus_scrapes_the_web_service_and_loads_our_alerts(compose: dict[str, Any]) -> None:
@@ -179,3 +210,32 @@ def test_the_optional_deploy_agents_validate_and_use_the_broker_service() -> Non
     report = inspect_config(repo_path("config/deploy/available"), environ={"ANTHROPIC_API_KEY": "x"})
     assert report.errors == [] and report.agents
     assert {agent.mqtt.host for agent in report.agents} == {"mqtt-broker"}
+
+
+def test_the_deploy_tests_override_changes_only_the_agents_folder() -> None:
+    override = load_yaml(Path(__file__).parent / "stack" / "docker-compose.test.yml")
+    for name, service in override["services"].items():
+        assert list(service) == ["volumes"], name
+        assert [mount(volume)[1] for volume in service["volumes"]] == ["/etc/agent2389"]
+
+
+def test_the_password_override_switches_broker_and_agents_to_the_generated_login() -> None:
+    override = load_yaml(repo_path("docker-compose.auth.yml"))
+    assert schema_errors(override) == []
+    broker = override["services"]["mqtt-broker"]
+    mounts = dict(mount(interpolate(volume, {})) for volume in broker["volumes"])
+    conf = repo_path(next(source for source, target in mounts.items() if target.endswith("mosquitto.conf")))
+    settings = [line.split() for line in conf.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert ["allow_anonymous", "false"] in settings and ["password_file", mounts["./mqtt-auth/passwd"]] in settings
+    # the health check uses the one anonymous listener, which is on the broker's own loopback
+    health_port = broker["healthcheck"]["test"][broker["healthcheck"]["test"].index("-p") + 1]
+    assert ["listener", health_port, "127.0.0.1"] in settings
+    for name in AGENT2389_SERVICES:
+        service = override["services"][name]
+        assert interpolate(service["env_file"], {}) == "./mqtt-auth/agents.env"
+        agents_dir = next(source for source, target in map(mount, service["volumes"]) if target == "/etc/agent2389")
+        login = {"MQTT_USERNAME": "u", "MQTT_PASSWORD": "p"}
+        report = inspect_config(repo_path(agents_dir), environ=login)
+        assert report.errors == [] and report.agents
+        assert {(a.mqtt.username_env, a.mqtt.password_env) for a in report.agents} == {tuple(login)}
+        assert {a.mqtt.host for a in report.agents} == {"mqtt-broker"}

@@ -259,3 +259,50 @@ def test_the_tls_overlay_validates_and_wires_the_certificates_to_broker_and_agen
         assert {v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "agent-config"} == {"agent-config-tls"}
     policy = find(manifests, "NetworkPolicy", "mqtt-broker-from-anywhere")
     assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [8883]
+
+
+def test_the_password_overlay_gives_the_broker_only_the_hashes_and_the_agents_only_the_login(
+    tmp_path: Path,
+) -> None:
+    manifests = kustomize("k8s/auth")
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSIONS[-1], strict=True)
+    broker = pod_spec(find(manifests, "Deployment", "mqtt-broker"))
+    volumes = {v["name"]: v for v in broker["volumes"]}
+    assert volumes["config"]["configMap"]["name"] == "mosquitto-auth-config"
+    conf = find(manifests, "ConfigMap", "mosquitto-auth-config")["data"]["mosquitto.conf"]
+    assert conf == repo_path("config/mosquitto/auth/mosquitto.conf").read_text(encoding="utf-8")
+    settings = [line.split() for line in conf.splitlines() if line.strip()]
+    [password_file] = [words[1] for words in settings if words[0] == "password_file"]
+    [mount] = [m for m in broker["containers"][0]["volumeMounts"] if m["mountPath"] == password_file]
+    assert volumes[mount["name"]]["secret"]["secretName"] == "mqtt-passwd"
+    probe = broker["containers"][0]["readinessProbe"]["exec"]["command"]
+    assert ["listener", probe[probe.index("-p") + 1], "127.0.0.1"] in settings
+    data = find(manifests, "ConfigMap", "agent-config-auth")["data"]
+    assert data == {p.name: p.read_text(encoding="utf-8") for p in repo_path("config/deploy/auth").glob("*.toml")}
+    for name, text in data.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    report = inspect_config(tmp_path, environ={"MQTT_USERNAME": "u", "MQTT_PASSWORD": "p"})
+    assert report.errors == [] and report.agents
+    wanted = {name for agent in report.agents for name in (agent.mqtt.username_env, agent.mqtt.password_env)}
+    for name in ("bridge", "worker", "web"):
+        spec = pod_spec(find(manifests, "Deployment", name))
+        from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in spec["containers"][0]["env"]
+                       if "secretKeyRef" in e.get("valueFrom", {})}
+        assert all(from_secret[variable] == {"name": "mqtt-auth", "key": variable} for variable in wanted)
+        assert "mqtt-passwd" not in str(spec)
+        assert {v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "agent-config"} == {"agent-config-auth"}
+
+
+def test_the_broker_is_covered_by_a_network_policy_that_opens_only_its_mqtt_port(
+    manifests: list[dict[str, Any]],
+) -> None:
+    broker = find(manifests, "Deployment", "mqtt-broker")
+    labels = broker["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in of_kind(manifests, "NetworkPolicy")
+                if matches(p["spec"]["podSelector"].get("matchLabels", {}), labels)]
+    assert any(p["spec"]["podSelector"] == {} and "ingress" not in p["spec"] for p in policies), "no default deny"
+    opened = [port for p in policies for rule in p["spec"].get("ingress", []) for port in rule.get("ports", [])]
+    assert opened == [{"protocol": "TCP", "port": 1883}]
+    container_ports = [port["containerPort"] for port in pod_spec(broker)["containers"][0]["ports"]]
+    assert container_ports == [1883]

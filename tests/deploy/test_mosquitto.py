@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from agent2389.config import MqttSection
+from agent2389.config_loader import inspect_config
 from agent2389.embedded import answers
-from agent2389.mqtt import connect_options, make_client
-from tests.deploy.conftest import repo_path, require_tool
+from tests.deploy.conftest import connects, repo_path, require_tool
 from tests.services import free_port
 
 
-def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | None = None) -> Path:
+def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | None = None,
+               passwords: Path | None = None) -> Path:
     """The config with its listeners on free local ports and its files under tmp_path."""
     text = repo_path(f"config/mosquitto/{conf}").read_text(encoding="utf-8")
     for container_port, port in ports.items():
@@ -29,6 +30,8 @@ def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | N
     text = text.replace("/mosquitto/data/", f"{tmp_path}/data/")
     if certs is not None:
         text = text.replace("/mosquitto/certs/", f"{certs}/")
+    if passwords is not None:
+        text = text.replace("/mosquitto/config/passwd", f"{passwords}/passwd")
     if os.geteuid() == 0:
         # As root, mosquitto drops to the `mosquitto` user before reading certificates, which cannot
         # enter pytest's private temporary folders; in the container the files are mounted readable.
@@ -54,23 +57,6 @@ def running_broker(config: Path, port: int, tmp_path: Path) -> Iterator[None]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def connects(mqtt: MqttSection) -> bool:
-    """Whether a client built the way agent2389 builds them gets a CONNACK from the broker."""
-    client = make_client(mqtt, f"deploy-test-{free_port()}")
-    try:
-        client.connect(**connect_options(mqtt, persistent=False))
-        deadline = time.monotonic() + 5
-        while not client.is_connected() and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
-        return client.is_connected()
-    except OSError:  # ssl.SSLCertVerificationError included
-        return False
-    finally:
-        client.disconnect()
-        if client.socket() is not None:
-            client.socket().close()
 
 
 def generate_certs(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -140,4 +126,49 @@ def test_bad_arguments_are_refused_with_a_reason(tmp_path: Path) -> None:
     result = generate_certs(tmp_path, "--days", "soon")
     assert result.returncode == 2 and "not a number of days: soon" in result.stderr
     result = generate_certs(tmp_path, "--bogus")
+    assert result.returncode == 2 and "unknown option --bogus" in result.stderr
+
+
+def generate_password(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(repo_path("scripts/generate-mqtt-password.sh")), "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+def login(out: Path) -> dict[str, str]:
+    lines = (out / "agents.env").read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_the_password_broker_lets_in_the_generated_login_and_nobody_else(tmp_path: Path) -> None:
+    auth = tmp_path / "mqtt-auth"
+    assert generate_password(auth).returncode == 0
+    port, loopback_port = free_port(), free_port()
+    config = local_copy("auth/mosquitto.conf", tmp_path, {1883: port, 1884: loopback_port}, passwords=auth)
+    agent = inspect_config(repo_path("config/deploy/auth"), environ=login(auth)).agents[0].mqtt
+    with running_broker(config, port, tmp_path):
+        local = MqttSection(broker_url=f"mqtt://127.0.0.1:{port}", username_env=agent.username_env,
+                            password_env=agent.password_env)
+        assert connects(local, login(auth))
+        assert not connects(MqttSection(broker_url=f"mqtt://127.0.0.1:{port}"))
+        assert not connects(local, {**login(auth), "MQTT_PASSWORD": "wrong"})
+        # the broker's own health check, anonymous on its loopback-only listener
+        assert connects(MqttSection(broker_url=f"mqtt://127.0.0.1:{loopback_port}"))
+
+
+def test_the_password_files_are_private_where_they_hold_the_password_and_rotate_on_rerun(tmp_path: Path) -> None:
+    assert generate_password(tmp_path, "--user", "ops").returncode == 0
+    first = login(tmp_path)
+    assert first["MQTT_USERNAME"] == "ops" and len(first["MQTT_PASSWORD"]) >= 32
+    assert (tmp_path / "agents.env").stat().st_mode & 0o777 == 0o600
+    assert first["MQTT_PASSWORD"] not in (tmp_path / "passwd").read_text()
+    assert (tmp_path / ".gitignore").read_text().splitlines()[-1] == "*"
+    assert generate_password(tmp_path, "--user", "ops").returncode == 0
+    assert login(tmp_path)["MQTT_PASSWORD"] != first["MQTT_PASSWORD"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".generate")] == []
+
+
+def test_the_password_script_refuses_bad_arguments_with_a_reason(tmp_path: Path) -> None:
+    result = generate_password(tmp_path, "--user", "a b")
+    assert result.returncode == 2 and "a user name is" in result.stderr
+    result = generate_password(tmp_path, "--bogus")
     assert result.returncode == 2 and "unknown option --bogus" in result.stderr
