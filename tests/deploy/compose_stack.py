@@ -74,7 +74,8 @@ class ComposeStack:
     project: str = field(default_factory=lambda: f"agent2389-deploy-test-{uuid.uuid4().hex[:6]}")
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     ports: dict[str, int] = field(default_factory=lambda: {
-        name: free_port() for name in ("MQTT_HOST_PORT", "REDIS_HOST_PORT", "WEB_HOST_PORT", "PROMETHEUS_HOST_PORT")
+        name: free_port() for name in ("MQTT_HOST_PORT", "REDIS_HOST_PORT", "WEB_HOST_PORT", "PROMETHEUS_HOST_PORT",
+                                       "FLOWER_HOST_PORT")
     })
 
     @property

@@ -40,7 +40,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 WORKERS = 3
 TASKS = 300
 # docker-compose.yml publishes Flower on this loopback port.
-FLOWER_PORT = 5555
 
 
 def exactly_once(count: int) -> Tally:
@@ -137,7 +136,7 @@ def test_prometheus_scrapes_the_web_app_loads_our_alert_rules_and_sees_every_wor
 
 def test_flower_from_our_image_sees_every_worker_and_wants_its_login(stack: ComposeStack) -> None:
     stack.compose("--profile", "flower", "up", "-d", "flower")
-    url = f"http://127.0.0.1:{FLOWER_PORT}/api/workers?refresh=1"
+    url = f"http://127.0.0.1:{stack.ports['FLOWER_HOST_PORT']}/api/workers?refresh=1"
     user, password = stack.env["FLOWER_BASIC_AUTH"].split(":", 1)
     login = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 

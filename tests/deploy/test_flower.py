@@ -31,7 +31,7 @@ def test_compose_runs_flower_from_our_image_on_loopback_only() -> None:
     assert flower["image"] == "${AGENT2389_IMAGE:-agent2389:latest}"
     assert flower["profiles"] == ["flower"]
     assert " ".join(FLOWER) in flower["command"][0]
-    assert flower["ports"] == ["127.0.0.1:5555:5555"]
+    assert flower["ports"] == ["127.0.0.1:${FLOWER_HOST_PORT:-5555}:5555"]
     assert "FLOWER_BASIC_AUTH" in flower["environment"] and flower["environment"]["FLOWER_BASIC_AUTH"] is None
 
 
