@@ -33,6 +33,12 @@ def secret_env() -> str:
 
 
 @server.tool()
+def authorization(ctx: Context) -> str:
+    """The Authorization header of the HTTP request that carried this call."""
+    return (ctx.headers or {}).get("authorization", "-")
+
+
+@server.tool()
 async def hang() -> str:
     """Never answers."""
     try:

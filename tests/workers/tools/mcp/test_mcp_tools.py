@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -235,5 +237,44 @@ def test_closing_the_executor_stops_the_stdio_server(executor_for: MakeExecutor,
     executor.close()
 
     with pytest.raises(ProcessLookupError):
-        import os
         os.kill(pid, 0)
+
+
+def test_headers_for_an_http_server_come_from_the_environment_variables_the_config_names(
+    executor_for: MakeExecutor, http_server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_TEST_AUTH", "Bearer t0ken-0123456789")
+    http_server.start()
+    entry = http_server.entry()
+    entry["config"]["headers_env"] = {"Authorization": "MCP_TEST_AUTH"}
+    executor = executor_for({"test": entry})
+
+    assert executor.run(ToolCall("test__authorization", {})).content == "Bearer t0ken-0123456789"
+
+
+def test_calls_from_many_threads_share_one_session_and_do_not_wait_for_each_other(
+    executor_for: MakeExecutor, server_entry: Entry, marks: Path
+) -> None:
+    executor = executor_for({"test": server_entry(timeout_s=3)})
+
+    started = time.monotonic()
+    hung, *echoes = executor.run_all([ToolCall("test__hang", {})] +
+                                     [ToolCall("test__echo", {"text": str(n)}) for n in range(5)])
+
+    assert hung.is_error and "did not finish within 3 s" in hung.content
+    assert [echo.content for echo in echoes] == [f"echo: {n}" for n in range(5)]
+    assert time.monotonic() - started < 6
+    assert (marks / "starts").read_text().count("\n") == 1
+
+
+def test_a_stdio_server_that_exits_while_idle_is_restarted_and_the_next_call_succeeds(
+    executor_for: MakeExecutor, marks: Path
+) -> None:
+    executor = executor_for({"test": stdio_entry(retries=2)})
+    first_pid = int((marks / "starts").read_text().split()[0])
+
+    os.kill(first_pid, signal.SIGKILL)
+    outcome = executor.run(ToolCall("test__echo", {"text": "again"}))
+
+    assert (outcome.content, outcome.is_error) == ("echo: again", False)
+    assert (marks / "starts").read_text().count("\n") == 2
