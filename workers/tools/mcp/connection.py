@@ -124,6 +124,9 @@ class McpConnection:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError, httpx2.TransportError, OSError) as exc:
             self._lost(f"the connection failed ({type(exc).__name__})")
             raise RetryableToolError(f"MCP server {self.entry!r} could not be reached; retrying") from None
+        except Exception as exc:  # a result the SDK cannot parse, a request for input we cannot give, ...
+            raise ToolExecutionError(f"MCP server {self.entry!r} gave an answer that cannot be used "
+                                     f"({type(exc).__name__})") from None
 
     async def _ready_session(self) -> ClientSession:
         with contextlib.suppress(TimeoutError):
