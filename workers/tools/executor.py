@@ -118,11 +118,13 @@ class ToolExecutor:
 
     def run(self, call: ToolCall, task_id: str | None = None) -> ToolOutcome:
         """Run one call (``task_id`` puts it on the task's timeline); never raises for the call's own failures."""
-        rejection = self._rejection(call)
+        self.start()
+        # Looked up once: an MCP server may change its tool list while this call runs.
+        mcp_tool = self._mcp.catalog().get(call.name)
+        rejection = self._rejection(call, mcp_tool)
         if rejection is not None:
             log.info("tool call refused: %s", rejection)
             return ToolOutcome(rejection, is_error=True)
-        mcp_tool = self._mcp.catalog().get(call.name)
         spec = self._mcp.spec(mcp_tool) if mcp_tool is not None else self._specs[call.name]
         attempts = spec.retries + 1
         for attempt in range(attempts):
@@ -139,15 +141,13 @@ class ToolExecutor:
         self._pool.close()
         self._mcp.close()
 
-    def _rejection(self, call: ToolCall) -> str | None:
-        self.start()
-        catalog = self._mcp.catalog()
-        if call.name in catalog:
-            validator = catalog[call.name].validator
+    def _rejection(self, call: ToolCall, mcp_tool: OfferedTool | None) -> str | None:
+        if mcp_tool is not None:
+            validator = mcp_tool.validator
         elif call.name in self._specs:
             validator = self._validators[call.name]
         else:
-            allowed = ", ".join(sorted([*self._specs, *catalog])) or "none"
+            allowed = ", ".join(sorted([*self._specs, *self._mcp.catalog()])) or "none"
             return f"unknown tool {call.name!r}: this agent's tools are {allowed}"
         if not isinstance(call.parameters, dict):
             return f"tool {call.name!r} takes a JSON object of parameters"
