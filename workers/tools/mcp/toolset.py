@@ -54,6 +54,9 @@ class McpToolset:
         result = connection.call(tool.mcp_name, parameters, timeout_s)
         if result.is_error:
             text = result_text(result, MAX_ERROR_CHARS) or "(no details)"
+            # As for Python tools' errors: a server echoing its credentials must not hand them to the LLM.
+            for secret in self._secrets:
+                text = text.replace(secret, "[redacted]")
             return Reply(ok=False, error=f"the MCP tool reported an error: {text}")
         return Reply(ok=True, result=result_text(result))
 

@@ -56,6 +56,12 @@ def fail() -> str:
 
 
 @server.tool()
+def fail_with(message: str) -> str:
+    """Reports an error with this message."""
+    raise ToolError(message)
+
+
+@server.tool()
 def huge(chars: int) -> str:
     """A result of that many characters."""
     return "x" * chars

@@ -278,3 +278,17 @@ def test_a_stdio_server_that_exits_while_idle_is_restarted_and_the_next_call_suc
 
     assert (outcome.content, outcome.is_error) == ("echo: again", False)
     assert (marks / "starts").read_text().count("\n") == 2
+
+
+def test_a_secret_the_server_puts_in_an_error_never_reaches_the_llm(
+    executor_for: MakeExecutor, marks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_TEST_TOKEN", "tok-0123456789abcdef")
+    entry = stdio_entry()
+    entry["config"]["env"] += ["MCP_TEST_TOKEN"]
+    executor = executor_for({"test": entry})
+
+    outcome = executor.run(ToolCall("test__fail_with", {"message": "bad token tok-0123456789abcdef"}))
+
+    assert outcome.is_error
+    assert outcome.content.endswith("Error executing tool fail_with: bad token [redacted]")
