@@ -80,8 +80,12 @@ class ToolExecutor:
                 try:
                     self._start()
                     self._mcp.start()
+                    clash = sorted(set(self._specs) & set(self._mcp.catalog()))
+                    if clash:
+                        raise ToolExecutionError(f"tool name {clash[0]!r} is also the name of an MCP server's tool")
                 except BaseException:
                     self._pool.stop_idle()
+                    self._mcp.close()
                     raise
                 self._started = True
 

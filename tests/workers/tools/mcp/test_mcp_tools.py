@@ -17,6 +17,7 @@ from agent2389.errors import ToolExecutionError
 from agent2389.keys import Keys
 from agent2389.stats import StatsRecorder
 from tests.workers.tools.mcp.conftest import HttpServer, stdio_entry
+from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor
 
 MakeExecutor = Callable[..., ToolExecutor]
@@ -292,3 +293,11 @@ def test_a_secret_the_server_puts_in_an_error_never_reaches_the_llm(
 
     assert outcome.is_error
     assert outcome.content.endswith("Error executing tool fail_with: bad token [redacted]")
+
+
+def test_a_tool_entry_named_like_an_mcp_tool_keeps_the_agent_unavailable(executor_for: MakeExecutor,
+                                                                         marks: Path) -> None:
+    executor = executor_for({"test": stdio_entry(), "test__echo": {"impl": SAMPLE + "EchoTool"}}, start=False)
+
+    with pytest.raises(ToolExecutionError, match="tool name 'test__echo' is also the name of an MCP server's tool"):
+        executor.start()
