@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent2389 import __version__
+from agent2389.config import AgentConfig
 from agent2389.config_loader import inspect_config
 from agent2389.errors import ConfigError
 from agent2389.logs import setup_logging
@@ -103,7 +104,24 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"ok: {agent.id} ({agent.source}): llm {agent.llm.provider}/{agent.llm.model}, {tools}, "
               f"broker {agent.mqtt.host}:{agent.mqtt.port}")
     log.info("Configuration loaded", extra={"fields": {"agents": [a.id for a in report.agents]}})
-    return 0
+    return _connect_mcp_servers(report.agents) if args.connect else 0
+
+
+def _connect_mcp_servers(agents: list[AgentConfig]) -> int:
+    from workers.tools.mcp.probe import probe_servers
+
+    good, bad = probe_servers(agents)
+    for line in good:
+        print(f"ok: {line}")
+    for line in bad:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    config_argument(parser)
+    parser.add_argument("--connect", action="store_true",
+                        help="also start or contact every MCP server the agents use, and list its tools")
 
 
 def _up_arguments(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +170,7 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 COMMANDS = [
-    Command("validate", "check agent configuration files and report every problem", config_argument,
+    Command("validate", "check agent configuration files and report every problem", _validate_arguments,
             "agent2389.cli:run_validate"),
     Command("up", "run the bridge, workers and web app in the foreground (development and demos)",
             _up_arguments, "agent2389.cli:run_up"),

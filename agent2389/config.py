@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agent2389.mcp_config import MCP_IMPL, McpServerConfig
 from agent2389.topics import AGENT_ID_PATTERN
 
 BUILTIN_TOOLS = frozenset({"http_request", "file_read", "file_write", "web_search"})
@@ -93,11 +94,12 @@ class ToolSpec(_Section):
     config: dict[str, Any] = Field(default_factory=dict)
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
     retries: int = Field(default=2, ge=0, le=10)
+    allow: list[str] | None = None  # MCP tools only: the server's tools the LLM may see (default: all)
 
     @field_validator("impl")
     @classmethod
     def _impl_is_known(cls, value: str) -> str:
-        if value == "builtin":
+        if value in ("builtin", MCP_IMPL):
             return value
         if value.startswith(PYTHON_IMPL_PREFIX):
             target = value.removeprefix(PYTHON_IMPL_PREFIX)
@@ -105,7 +107,23 @@ class ToolSpec(_Section):
             if module and attr and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier():
                 return value
             raise ValueError("python tools are written python:package.module:ClassName")
-        raise ValueError(f"unknown tool impl {value!r}; allowed: \"builtin\" or \"python:package.module:Class\"")
+        raise ValueError(f"unknown tool impl {value!r}; allowed: \"builtin\", \"mcp\" or "
+                         "\"python:package.module:Class\"")
+
+    @model_validator(mode="after")
+    def _mcp_config_has_its_shape(self) -> ToolSpec:
+        if self.impl == MCP_IMPL:
+            McpServerConfig.parse(self.config)
+        elif self.allow is not None:
+            raise ValueError("allow is for MCP tools (impl = \"mcp\") only")
+        return self
+
+    def secret_env_names(self) -> list[str]:
+        """The environment variables holding this tool's secrets (``*_env`` keys, an MCP server's env)."""
+        names = [v for k, v in self.config.items() if k.endswith("_env") and isinstance(v, str)]
+        if self.impl == MCP_IMPL:
+            names += McpServerConfig.parse(self.config).env_names()
+        return names
 
 
 class AgentConfig(_Section):
@@ -141,6 +159,5 @@ class AgentConfig(_Section):
         if self.llm.provider != "echo":
             names.append(self.llm.api_key_env)
         # Tools name their secrets the same way, e.g. web_search = { config = { api_key_env = "..." } }.
-        names += [value for spec in self.tools.values() for key, value in spec.config.items()
-                  if key.endswith("_env") and isinstance(value, str)]
+        names += [name for spec in self.tools.values() for name in spec.secret_env_names()]
         return [name for name in names if name]

@@ -24,9 +24,11 @@ from jsonschema.exceptions import SchemaError
 
 from agent2389.config import AgentConfig, ToolSpec
 from agent2389.errors import ToolExecutionError, ToolTimeoutError
-from agent2389.sanitize import sanitize_error_message
+from agent2389.sanitize import environment_secrets, sanitize_error_message
 from agent2389.stats import StatsRecorder
 from workers.tools.base import ToolDescription
+from workers.tools.mcp.catalog import OfferedTool
+from workers.tools.mcp.toolset import McpToolset, mcp_entries
 from workers.tools.pool import ToolPool
 from workers.tools.process import Reply
 
@@ -56,32 +58,42 @@ class ToolExecutor:
 
     def __init__(self, agent: AgentConfig, stats: StatsRecorder | None = None, pool: ToolPool | None = None) -> None:
         self._agent_id = agent.id
-        self._specs: dict[str, ToolSpec] = dict(agent.tools)
+        self._entries: dict[str, ToolSpec] = dict(agent.tools)
+        # Tools in tool processes; MCP entries stand for a server's tools, offered under their own names.
+        self._specs = {name: spec for name, spec in agent.tools.items() if name not in mcp_entries(agent.tools)}
         self._stats = stats
         self._pool = pool or ToolPool(self._specs, secret_env=secret_env_names(agent))
+        self._mcp = McpToolset(agent.tools, environment_secrets(secret_env_names(agent)))
         self._descriptions: list[ToolDescription] = []
         self._validators: dict[str, Draft202012Validator] = {}
+        self._started = False
         self._starting = threading.Lock()
 
     @property
     def descriptions(self) -> list[ToolDescription]:
-        return list(self._descriptions)
+        return [*self._descriptions, *self._mcp.descriptions()]
 
     def start(self) -> None:
         """Initialize every tool; ToolExecutionError says which one cannot be used, and why."""
         with self._starting:
-            if not self._validators and self._specs:
+            if not self._started and self._entries:
                 try:
                     self._start()
+                    self._mcp.start()
+                    clash = sorted(set(self._specs) & set(self._mcp.catalog()))
+                    if clash:
+                        raise ToolExecutionError(f"tool name {clash[0]!r} is also the name of an MCP server's tool")
                 except BaseException:
                     self._pool.stop_idle()
+                    self._mcp.close()
                     raise
+                self._started = True
 
     def _start(self) -> None:
-        for name in self._specs:
+        for name in self._entries:
             if not TOOL_NAME.match(name):
                 raise ToolExecutionError(f"tool name {name!r} must be 1-64 letters, digits, '_' or '-'")
-        described = self._pool.start()
+        described = self._pool.start() if self._specs else {}
         descriptions, validators = [], {}
         for name in self._specs:
             entry = described.get(name) or {}
@@ -110,14 +122,17 @@ class ToolExecutor:
 
     def run(self, call: ToolCall, task_id: str | None = None) -> ToolOutcome:
         """Run one call (``task_id`` puts it on the task's timeline); never raises for the call's own failures."""
-        rejection = self._rejection(call)
+        self.start()
+        # Looked up once: an MCP server may change its tool list while this call runs.
+        mcp_tool = self._mcp.catalog().get(call.name)
+        rejection = self._rejection(call, mcp_tool)
         if rejection is not None:
             log.info("tool call refused: %s", rejection)
             return ToolOutcome(rejection, is_error=True)
-        spec = self._specs[call.name]
+        spec = self._mcp.spec(mcp_tool) if mcp_tool is not None else self._specs[call.name]
         attempts = spec.retries + 1
         for attempt in range(attempts):
-            reply = self._attempt(call, spec, task_id)
+            reply = self._attempt(call, spec, task_id, mcp_tool)
             if reply.ok:
                 return ToolOutcome(_as_text(reply.result), is_error=False)
             if not reply.retryable or attempt == attempts - 1:
@@ -128,25 +143,32 @@ class ToolExecutor:
 
     def close(self) -> None:
         self._pool.close()
+        self._mcp.close()
 
-    def _rejection(self, call: ToolCall) -> str | None:
-        if call.name not in self._specs:
-            allowed = ", ".join(sorted(self._specs)) or "none"
+    def _rejection(self, call: ToolCall, mcp_tool: OfferedTool | None) -> str | None:
+        if mcp_tool is not None:
+            validator = mcp_tool.validator
+        elif call.name in self._specs:
+            validator = self._validators[call.name]
+        else:
+            allowed = ", ".join(sorted([*self._specs, *self._mcp.catalog()])) or "none"
             return f"unknown tool {call.name!r}: this agent's tools are {allowed}"
-        self.start()
         if not isinstance(call.parameters, dict):
             return f"tool {call.name!r} takes a JSON object of parameters"
-        errors = sorted(self._validators[call.name].iter_errors(call.parameters), key=lambda e: list(e.path))
+        errors = sorted(validator.iter_errors(call.parameters), key=lambda e: list(e.path))
         if errors:
             where = "/".join(str(part) for part in errors[0].path) or "parameters"
             return f"invalid parameters for tool {call.name!r}: {where}: {errors[0].message}"[:1000]
         return None
 
-    def _attempt(self, call: ToolCall, spec: ToolSpec, task_id: str | None) -> Reply:
+    def _attempt(self, call: ToolCall, spec: ToolSpec, task_id: str | None, mcp_tool: OfferedTool | None) -> Reply:
         started = time.monotonic()
         outcome = "failed"
         try:
-            reply = self._pool.call(call.name, call.parameters, spec.timeout_s)
+            if mcp_tool is not None:
+                reply = self._mcp.call(mcp_tool, call.parameters, spec.timeout_s)
+            else:
+                reply = self._pool.call(call.name, call.parameters, spec.timeout_s)
             outcome = "ok" if reply.ok else "failed"
         except ToolTimeoutError as exc:
             outcome = "timeout"
@@ -166,10 +188,7 @@ class ToolExecutor:
 def secret_env_names(agent: AgentConfig) -> list[str]:
     """Variables whose values tool processes scrub from error messages: the agent's, and any ``*_env`` in a
     tool's config (``api_key_env = "BRAVE_SEARCH_API_KEY"``)."""
-    names = agent.referenced_env_vars()
-    for spec in agent.tools.values():
-        names += [str(v) for k, v in spec.config.items() if k.endswith("_env") and isinstance(v, str)]
-    return names
+    return agent.referenced_env_vars()
 
 
 def backoff_s(attempt: int) -> float:
