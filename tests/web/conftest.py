@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -17,7 +18,8 @@ from agent2389.keys import Keys
 from agent2389.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
 from agent2389.settings import Settings
 from agent2389.stats import StatsRecorder
-from web.app import create_app
+from tests.services import free_port
+from web.app import create_app, make_server, stop_server
 
 AGENTS = ("echo", "writer")
 
@@ -111,3 +113,15 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[str]:
+    """The web app served by waitress on a loopback port, as ``agent2389 web`` serves it."""
+    port = free_port()
+    server = make_server(settings, port, host="127.0.0.1")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    stop_server(server)
+    thread.join(timeout=5)
