@@ -2,6 +2,7 @@ import logging
 
 import pytest
 
+import web.app
 from agent2389.settings import Settings
 from web.app import warn_when_exposed
 
@@ -24,3 +25,13 @@ def test_a_loopback_address_or_a_token_needs_no_warning(
         assert not warn_when_exposed(settings, host)
         assert not warn_when_exposed(guarded, "0.0.0.0")
     assert caplog.text == ""
+
+
+def test_making_the_server_is_where_the_warning_is_given(caplog: pytest.LogCaptureFixture, settings: Settings,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    bound: list[str] = []
+    # Nothing is bound: the test never listens beyond loopback.
+    monkeypatch.setattr(web.app, "create_server", lambda app, host, **_: bound.append(host))
+    with caplog.at_level(logging.WARNING, logger="agent2389.web"):
+        web.app.make_server(settings, 8080, host="0.0.0.0")
+    assert bound == ["0.0.0.0"] and "WEB_AUTH_TOKEN is not set" in caplog.text
