@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu.connection import Connection
 
 from agent2389.keys import Keys
 from agent2389.settings import Settings
@@ -15,7 +16,10 @@ from agent2389.settings import Settings
 PROCESS_TASK = "agent2389.process_task"
 # kombu's Redis transport with the fixes a Redis restart needs (see the module); by name, which is also
 # how it shows in Celery's connection log lines.
-TRANSPORT = "agent2389.broker_transport:RedisTransport"
+TRANSPORT = "agent2389.transport.redis_transport:RedisTransport"
+# kombu names a connection's URL after its transport class. Our transport keeps kombu's Redis layout, so it
+# shows as redis://, which is also the only form Flower's broker view (queue lengths) knows.
+Connection.resolve_aliases[TRANSPORT] = "redis"
 # Well below the 60 s grace period that docker compose and Kubernetes give a stopping worker.
 SOFT_SHUTDOWN_S = 30.0
 
@@ -40,8 +44,14 @@ def broker_transport_options(settings: Settings) -> dict[str, Any]:
 
 
 def create_celery(settings: Settings) -> Celery:
-    app = Celery("agent2389", broker=settings.redis_url, set_as_current=False)
-    app.conf.update(
+    app = Celery("agent2389", set_as_current=False)
+    app.conf.update(celery_settings(settings))
+    return app
+
+
+def celery_settings(settings: Settings) -> dict[str, Any]:
+    return dict(
+        broker_url=settings.redis_url,
         broker_transport=TRANSPORT,
         broker_transport_options=broker_transport_options(settings),
         broker_connection_retry_on_startup=True,
@@ -62,8 +72,8 @@ def create_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        worker_send_task_events=False,
-        task_send_sent_event=False,
+        # Flower and `celery events` see only what is sent as events; AGENT2389_CELERY_EVENTS=0 turns them off.
+        worker_send_task_events=settings.celery_events,
+        task_send_sent_event=settings.celery_events,
         enable_utc=True,
     )
-    return app

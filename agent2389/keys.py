@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# kombu's Redis transport keeps a queue's messages of priority p > 0 in "{queue}\x06\x16{p}".
-KOMBU_PRIORITY_SEP = "\x06\x16"
-KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+from agent2389.transport.layout import priority_lists
 
 
 @dataclass(frozen=True)
@@ -86,14 +84,9 @@ class Keys:
 
     def queue_lists(self, agent_id: str) -> list[str]:
         """Every list kombu may hold the agent's waiting tasks in: one per priority step."""
-        base = self.queue(agent_id)
-        return [base] + [f"{base}{KOMBU_PRIORITY_SEP}{step}" for step in KOMBU_PRIORITY_STEPS[1:]]
+        return priority_lists(self.queue(agent_id))
 
 
 def queue_name(agent_id: str) -> str:
     return f"agent.{agent_id}"
 
-
-def unacked_index(keys: Keys) -> str:
-    """kombu's sorted set of delivered-but-unacknowledged messages, scored by delivery time."""
-    return f"{keys.celery_prefix()}unacked_index"

@@ -34,6 +34,8 @@ class Settings:
     publish_timeout_s: float = 30.0
     # How often a worker tries again to verify an agent it could not verify (its LLM or a tool was down).
     reverify_s: float = 30.0
+    # Celery task events, task-sent events and worker heartbeats, for Flower and `celery events`.
+    celery_events: bool = True
 
     @classmethod
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
                 web_auth_token=env.get("WEB_AUTH_TOKEN") or None,
                 visibility_timeout_s=int(env.get("AGENT2389_VISIBILITY_TIMEOUT", "30")),
                 reverify_s=float(env.get("AGENT2389_REVERIFY_INTERVAL", "30")),
+                celery_events=_flag(env, "AGENT2389_CELERY_EVENTS", default=True),
             )
         except ValueError as exc:
             raise ConfigError(f"bad number in environment: {exc}") from None
@@ -68,6 +71,17 @@ class Settings:
 
     def secret_env_names(self) -> set[str]:
         return {name for agent in self.agents for name in agent.referenced_env_vars()}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value!r}")
 
 
 def _with_protocol(agent: AgentConfig, protocol: str) -> AgentConfig:

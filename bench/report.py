@@ -90,6 +90,13 @@ def targets(rows: list[Row], fan_in_rate: float = 500.0) -> list[Target]:
                             f"{fan_in.throughput:.0f} tasks/s vs {0.8 * limit:.0f}", fan_in.throughput >= 0.8 * limit))
         rss = max((p.peak_rss_mb for p in fan_in.processes if p.name.startswith("worker")), default=0.0)
         found.append(Target("fan-in peak RSS per worker process < 200 MB", f"{rss:.0f} MB", 0 < rss < 200))
+    events_off = _find(rows, "events", "peak, Celery events off")
+    events_on = _find(rows, "events", "peak, Celery events on")
+    if events_off and events_on and events_off.throughput:
+        cost = 1 - events_on.throughput / events_off.throughput
+        found.append(Target("Celery events cost <= 10% of peak throughput (else they are off by default)",
+                            f"{events_on.throughput:.0f} on vs {events_off.throughput:.0f} off tasks/s = {cost:.0%}",
+                            cost <= 0.10))
     scale = [r for r in rows if r.scenario == "scale" and r.run.startswith("agent2389")]
     if scale:
         curve = ", ".join(f"{r.workers}: {r.throughput:.0f}" for r in scale)

@@ -117,6 +117,20 @@ def scale(ctx: Context, sizes: Sizes) -> list[Row]:
     return rows
 
 
+def events(ctx: Context, sizes: Sizes) -> list[Row]:
+    """What Celery's events (task, task-sent, worker heartbeats; Flower's source) cost: the overhead peak with
+    them off, then on, one after the other on the same machine."""
+    rows = []
+    for state, flag in (("off", "0"), ("on", "1")):
+        agents = _agents("e")
+        with agent_stack(ctx, "events", agents, sizes.workers, sizes.concurrency, ECHO,
+                         env={"AGENT2389_CELERY_EVENTS": flag}) as stack:
+            rows.append(load_run(ctx, "events", f"peak, Celery events {state}", sizes.workers,
+                                 LoadSpec(ctx.broker.port, agents, sizes.tasks, window=sizes.window), stack))
+    return rows
+
+
 SCENARIOS: dict[str, Callable[[Context, Sizes], list[Row]]] = {
     "overhead": overhead, "baseline": baseline, "fan-in": fan_in, "pipeline": pipeline, "scale": scale,
+    "events": events,
 }

@@ -45,9 +45,9 @@ class Enqueuer:
             queue=queue_name(agent_id),
             task_id=task_id,
             retry=False,
-            # Celery would build a repr of the whole envelope for its logs and `inspect` (a third of
-            # what sending costs); the task id says which task it is, without the task's input.
-            argsrepr=f"[{agent_id!r}, <task {envelope.task_id}>]",
+            # What Celery's logs, `inspect` and Flower show of the task: which one it is, never its input
+            # (and a repr of the whole envelope was a third of what sending costs).
+            argsrepr=f"[{agent_id!r}, <task {envelope.task_id} of conversation {envelope.conversation_id}>]",
             kwargsrepr="{}",
             producer=producer,
         )

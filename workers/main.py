@@ -16,6 +16,9 @@ from celery.signals import worker_ready, worker_shutting_down
 from agent2389.celery_app import SOFT_SHUTDOWN_S, create_celery
 from agent2389.keys import queue_name
 from agent2389.settings import Settings
+
+# Imported for its registrations: revoke and pool resizing as agent2389 means them (workers/control.py).
+from workers import control  # noqa: F401
 from workers.runtime import WorkerRuntime
 from workers.tasks import register_tasks
 
@@ -57,7 +60,8 @@ def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
         concurrency=concurrency,
         without_mingle=True,
         without_gossip=True,
-        without_heartbeat=True,
+        # Heartbeats are events: they tell Flower and `celery events` the worker is online.
+        without_heartbeat=not settings.celery_events,
         optimization="fair",
         loglevel=settings.log_level,
         quiet=True,

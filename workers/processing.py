@@ -30,6 +30,7 @@ log = logging.getLogger("agent2389.workers.task")
 # A delivery that started this many times without finishing is taken to crash its worker.
 MAX_ATTEMPTS = 3
 FINISH_RETRY_DELAYS_S = (0.1, 0.3, 1.0, 2.0, 5.0)
+CANCELLED = "cancelled by an operator"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,28 @@ class Deps:
 
 def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
     """Run one delivery to completion; None when it was a duplicate of a finished one."""
-    envelope = TaskEnvelope.model_validate(wire)
+    return _deliver(agent, TaskEnvelope.model_validate(wire), deps,
+                    lambda envelope, attempts: _decide(agent, envelope, deps, attempts))
+
+
+def cancel(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
+    """End a delivery an operator revoked before it started with its one error; None when it was answered
+    already (revoking it changed nothing)."""
+    return _deliver(agent, TaskEnvelope.model_validate(wire), deps, lambda envelope, attempts: _error(
+        agent, envelope, ErrorCode.INTERNAL_ERROR, CANCELLED))
+
+
+def describe(outcome: Outcome | None) -> str:
+    """One line for Celery's task events, which Flower shows as the task's result: never the task's content."""
+    if outcome is None:
+        return "duplicate: answered before"
+    if outcome.failed:
+        return f"error {outcome.error_code} published to {outcome.topic}"
+    return f"published to {outcome.topic}"
+
+
+def _deliver(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps,
+             decide: Callable[[TaskEnvelope, int], Outcome]) -> Outcome | None:
     fingerprint = envelope.pipeline_fingerprint()
     with span("task_processing", task_id=envelope.task_id, agent_id=agent.id,
               conversation_id=envelope.conversation_id):
@@ -76,7 +98,7 @@ def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | N
             outcome = Outcome.from_json(visit.outcome)
             log.info("publishing the outcome kept from an earlier attempt")
         else:
-            outcome = _decide(agent, envelope, deps, visit.attempts)
+            outcome = decide(envelope, visit.attempts)
             deps.ledger.keep_outcome(fingerprint, outcome.to_json())
         deps.publish(outcome.topic, outcome.payload)
         _finish(deps.ledger, fingerprint, outcome.failed)

@@ -1,8 +1,8 @@
 """Everything one worker process holds: its runners, its MQTT publisher, its heartbeat and its leases.
 
 The heartbeat thread does two jobs every couple of seconds: it tells Redis this worker is alive (and
-which agents it can serve), and it renews the lease of every task it holds, so the short visibility
-timeout that recovers a dead worker's tasks quickly never takes a task from a live one.
+which agents it can serve), and it renews the lease of every task it holds (agent2389/transport/leases.py),
+so the short visibility timeout that recovers a dead worker's tasks quickly never takes a task from a live one.
 """
 
 from __future__ import annotations
@@ -12,22 +12,25 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from celery.worker import state as worker_state
 from pydantic import ValidationError
 
+from agent2389.config import AgentConfig
 from agent2389.errors import ConfigError, ServiceUnavailableError
-from agent2389.keys import Keys, queue_name, unacked_index
+from agent2389.keys import Keys, queue_name
 from agent2389.ledger import TaskLedger
 from agent2389.presence import Presence, WorkerInfo
 from agent2389.redis_client import connect_redis
 from agent2389.sanitize import environment_secrets, sanitize_error_message
 from agent2389.settings import Settings
 from agent2389.stats import StatsRecorder
+from agent2389.transport.leases import renew_leases
 from workers.llm import Runner, build_runner
-from workers.processing import Deps, process
+from workers.processing import Deps, Outcome, cancel, describe, process
 from workers.publisher import Publisher
 
 log = logging.getLogger("agent2389.workers.runtime")
@@ -143,17 +146,27 @@ class WorkerRuntime:
         # Now, before a task still running here publishes an answer that another worker will publish too.
         os._exit(0)
 
-    def run_task(self, agent_id: str, wire: dict[str, Any]) -> None:
+    def run_task(self, agent_id: str, wire: dict[str, Any]) -> str:
+        """Process one delivery; returns what became of it, for Celery's task events (Flower's result)."""
+        return self._handle(agent_id, wire, process)
+
+    def cancel_task(self, agent_id: str, wire: dict[str, Any]) -> str:
+        """End a delivery an operator revoked before it started: its one error, on its conversation topic."""
+        return self._handle(agent_id, wire, cancel)
+
+    def _handle(self, agent_id: str, wire: dict[str, Any],
+                handle: Callable[[AgentConfig, dict[str, Any], Deps], Outcome | None]) -> str:
         try:
             agent = self.settings.agent(agent_id)
         except ConfigError:
             log.error("received a task for agent %r, which this worker does not serve; dropped", agent_id)
-            return
+            return "dropped: unknown agent"
         deps = Deps(self.ledger, self.stats, self.runners, self.publisher.publish, self.secrets)
         try:
-            process(agent, wire, deps)
+            return describe(handle(agent, wire, deps))
         except ValidationError:
             log.error("received a malformed task envelope for %s; dropped", agent_id)
+            return "dropped: malformed envelope"
         except (redis.RedisError, ServiceUnavailableError, OSError) as exc:
             raise InfrastructureError(type(exc).__name__) from exc
         finally:
@@ -169,9 +182,7 @@ class WorkerRuntime:
         self.info.active = len(worker_state.active_requests)
         try:
             self.presence.heartbeat(self.info)
-            tags = {r.message.delivery_tag: time.time() for r in held if getattr(r, "message", None) is not None}
-            if tags:
-                # XX: renew only what is still unacknowledged; never bring an acknowledged task back.
-                self.redis.zadd(unacked_index(self.keys), tags, xx=True)
+            renew_leases(self.redis, self.keys.celery_prefix(),
+                         [r.message.delivery_tag for r in held if getattr(r, "message", None) is not None])
         except redis.RedisError as exc:
             log.warning("heartbeat not written (%s)", type(exc).__name__)

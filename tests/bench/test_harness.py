@@ -29,6 +29,15 @@ def test_targets_compare_the_overhead_run_with_the_bare_celery_run() -> None:
     assert not targets([row("overhead", "peak", 70), row("baseline", "celery no-op", 100)])[0].met
 
 
+def test_the_events_target_compares_the_peak_with_celery_events_on_and_off() -> None:
+    def cost(on: float) -> bool:
+        rows = [row("events", "peak, Celery events off", 100), row("events", "peak, Celery events on", on)]
+        [found] = [t for t in targets(rows) if t.name.startswith("Celery events")]
+        return found.met
+
+    assert cost(on=92) and not cost(on=85)
+
+
 def test_a_lost_answer_or_a_heavy_worker_misses_its_target() -> None:
     found = {t.name: t for t in targets([row("fan-in", "fake Anthropic 2 s", 450, lost=1, rss=250)])}
     assert not found["zero lost, duplicated or failed answers in every run"].met
@@ -71,6 +80,13 @@ def test_fan_in_through_the_fake_anthropic_api_answers_every_task_once(tmp_path:
     result, _ = run_bench(tmp_path, redis_url, "fan-in", "--llm-delay", "0.2", "--in-flight", "10")
     assert [r["run"].split(" ")[0] for r in result["rows"]] == ["fake", "echo"]
     assert all(r["workers"] == 2 for r in result["rows"])
+
+
+@pytest.mark.slow
+def test_the_events_scenario_measures_the_peak_with_celery_events_off_then_on(tmp_path: Path, redis_url: str) -> None:
+    result, printed = run_bench(tmp_path, redis_url, "events")
+    assert [r["run"] for r in result["rows"]] == ["peak, Celery events off", "peak, Celery events on"]
+    assert "Celery events cost" in printed
 
 
 def test_the_bare_celery_baseline_runs_on_kombus_own_transport_unless_asked_for_ours(

@@ -8,8 +8,8 @@ import time
 import redis
 from kombu import Connection, Consumer, Exchange, Message, Producer, Queue
 
-from agent2389.fetching import FETCH_BATCH, BatchFetcher
-from agent2389.parking import parked_key
+from agent2389.transport.fetching import FETCH_BATCH, BatchFetcher
+from agent2389.transport.parking import parked_key
 
 QUEUE = "fetching-test"
 
@@ -92,3 +92,21 @@ def test_something_on_a_queue_that_is_not_a_message_is_left_where_it_was(
     assert fetcher.fetch([QUEUE], 5, time.time()) == []
     assert redis_client.lrange(prefix + QUEUE, 0, -1) == ["not json"]
     assert redis_client.hlen(prefix + "unacked") == 0
+
+
+def test_a_queue_consumed_without_acknowledgements_is_never_recorded_as_unacknowledged(
+    connection: Connection, redis_client: redis.Redis, prefix: str
+) -> None:
+    # How `celery inspect` and Flower read remote-control replies: nothing would ever acknowledge them.
+    queue = publish(connection, FETCH_BATCH + 5)
+    received: list[Message] = []
+    channel = connection.channel()
+    with Consumer(channel, [queue], callbacks=[lambda body, message: received.append(message)], no_ack=True,
+                  accept=["json"]):
+        deadline = time.monotonic() + 10
+        while len(received) < FETCH_BATCH + 5 and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                connection.drain_events(timeout=0.5)
+    assert len(received) == FETCH_BATCH + 5
+    assert redis_client.hlen(prefix + "unacked") == 0
+    assert redis_client.zcard(prefix + "unacked_index") == 0

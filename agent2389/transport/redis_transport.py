@@ -7,107 +7,50 @@ kombu then builds a Redis client from those attributes: AttributeError, "Unrecov
 the worker process exits. Every worker with a task in progress died on every Redis restart
 (reliability scenario 5).
 
-Every message pushed onto a queue is also parked (agent2389/parking.py), so one taken off its queue by a
+Every message pushed onto a queue is also parked (agent2389/transport/parking.py), so one taken off its queue by a
 worker that died before recording it goes back instead of being lost (reliability scenario 1c).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from time import time
 from typing import Any, TypeVar
 
 import redis
-from kombu.asynchronous import get_event_loop
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
 from kombu.utils.json import dumps
 
-from agent2389.fetching import FETCH_BATCH, BatchFetcher
-from agent2389.parking import PARKED_IN, ParkingPipeline, ParkingSweeper, parked_key, suspects_key
+from agent2389.transport.fetching import FETCH_BATCH, BatchFetcher
+from agent2389.transport.parking import PARKED_IN, ParkingPipeline, ParkingSweeper, parked_key, suspects_key
+from agent2389.transport.qos import ParkingQoS
 
 log = logging.getLogger("agent2389.broker")
 T = TypeVar("T")
 
-
-class ParkingQoS(kombu_redis.QoS):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Messages a batch fetch took and recorded in Redis already (agent2389/fetching.py).
-        self.recorded: set[str] = set()
-        self._acks: list[str] = []
-        self._acks_lock = threading.Lock()
-
-    def ack(self, delivery_tag: str) -> None:
-        """Acknowledge in Redis with the other acks of this turn of the worker's event loop, in one round trip.
-
-        Each ack was a transaction of its own, about a quarter of a busy worker's CPU. Deferring it to
-        the end of the loop's turn delays it by well under a millisecond; a worker that dies in between
-        has its task redelivered, and the ledger drops it as done.
-        """
-        loop = get_event_loop()
-        if loop is None:
-            super().ack(delivery_tag)
-            return
-        with self._acks_lock:
-            self._acks.append(delivery_tag)
-            first = len(self._acks) == 1
-        virtual.QoS.ack(self, delivery_tag)
-        if first:
-            loop.call_soon(self.flush_acks)
-
-    def flush_acks(self) -> None:
-        with self._acks_lock:
-            tags, self._acks = self._acks, []
-        if not tags:
-            return
-        try:
-            with self.pipe_or_acquire() as pipe:
-                for tag in tags:
-                    self._remove_from_indices(tag, pipe)
-                pipe.execute()
-        except (redis.RedisError, *self.channel.connection_errors) as exc:
-            log.warning("could not acknowledge %d task(s) (%s); they come back after the visibility timeout "
-                        "and are dropped as done", len(tags), type(exc).__name__)
-
-    def append(self, message: Any, delivery_tag: str) -> None:
-        """Record the message as unacknowledged and unpark it, in one transaction."""
-        if delivery_tag in self.recorded:
-            self.recorded.discard(delivery_tag)
-            virtual.QoS.append(self, message, delivery_tag)
-            return
-        delivery = message.delivery_info
-        parked_in = message.properties.get(PARKED_IN)
-        with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time()})
-            pipe.hset(self.unacked_key, delivery_tag,
-                      dumps([message._raw, delivery["exchange"], delivery["routing_key"]]))
-            if parked_in:
-                pipe.hdel(parked_key(parked_in), delivery_tag)
-            pipe.execute()
-        virtual.QoS.append(self, message, delivery_tag)
-
-    def restore_visible(self, start: int = 0, num: int = 10, interval: int = 10) -> None:
-        super().restore_visible(start, num, interval)
-        if (self._vrestore_count - 1) % (interval or 1):
-            return
-        self.channel.sweep_parked()
-
-
 class LeasedChannel(kombu_redis.Channel):
     QoS = ParkingQoS
     # On a lost connection a worker goes on running what it holds and renews those leases
-    # (workers/runtime.py); handing them back to the queue when the broken channel closes would
+    # (agent2389/transport/leases.py); handing them back to the queue when the broken channel closes would
     # have a second worker run them while the first still does.
     do_restore = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # Before kombu's own set-up, which already talks to Redis through conn_or_acquire.
         self._pooled: dict[str, tuple[Any, Any]] = {}
+        # Queues consumed without acknowledgements (remote-control replies): never batch-fetched, since the
+        # batch records what it takes as unacknowledged, and nothing would ever acknowledge those.
+        self._no_ack_queues: set[str] = set()
         super().__init__(*args, **kwargs)
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:
+            self._no_ack_queues.add(queue)
+        else:
+            self._no_ack_queues.discard(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
 
     @property
     def connection(self) -> Any:
@@ -144,7 +87,8 @@ class LeasedChannel(kombu_redis.Channel):
         room = self.qos.can_consume_max_estimate()
         count = FETCH_BATCH if room is None else min(room, FETCH_BATCH)
         # Each queue by its Redis list, in the order BRPOP asks for them.
-        by_key = {self._q_for_pri(q, 0): q for q in self._queue_cycle.items if q in self._active_queues}
+        by_key = {self._q_for_pri(q, 0): q for q in self._queue_cycle.items
+                  if q in self._active_queues and q not in self._no_ack_queues}
         if count <= 0 or not by_key or self._closing:
             return
         try:
@@ -181,6 +125,9 @@ class LeasedChannel(kombu_redis.Channel):
         return built
 
     def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> None:
+        if not _parks(message):
+            super()._put(queue, message, **kwargs)
+            return
         key = self._q_for_pri(queue, self._get_message_priority(message, reverse=False))
         message["properties"][PARKED_IN] = key
         payload = dumps(message)
@@ -229,6 +176,13 @@ class LeasedChannel(kombu_redis.Channel):
             if returned:
                 log.warning("%d task(s) of %s were taken by a worker that died before recording them; "
                             "back on the queue", len(returned), queue, extra={"delivery_tags": returned})
+
+def _parks(message: dict[str, Any]) -> bool:
+    """Whether a message is parked: not a remote-control reply (``celery inspect``, Flower), which its
+    caller consumes without acknowledging, so nothing would ever unpark it; a lost reply costs nothing."""
+    exchange = message.get("properties", {}).get("delivery_info", {}).get("exchange") or ""
+    return not exchange.endswith(".pidbox")
+
 
 class RedisTransport(kombu_redis.Transport):
     Channel = LeasedChannel

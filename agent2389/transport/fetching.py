@@ -4,7 +4,7 @@ kombu's Redis transport fetches one message per ``BRPOP`` and records it as unac
 round trip: two round trips and a turn of the worker's event loop per task. Under a backlog a worker that
 has room for more takes up to ``FETCH_BATCH`` further messages in one Lua script, which pops each message
 and, in the same atomic step, records it as unacknowledged (kombu's ``unacked`` hash and index) and
-unparks it (agent2389/parking.py). Nothing is ever in transit between the two, so nothing can be lost
+unparks it (agent2389/transport/parking.py). Nothing is ever in transit between the two, so nothing can be lost
 there either.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import redis
 from kombu.utils.json import loads
 
-from agent2389.parking import PARKED_IN, parked_key
+from agent2389.transport.parking import PARKED_IN, parked_key
 
 FETCH_BATCH = 10
 

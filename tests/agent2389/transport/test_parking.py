@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import redis
-from kombu import Connection
+from kombu import Connection, Exchange, Producer, Queue
 
-from agent2389.parking import ParkingSweeper, parked_key
+from agent2389.transport.parking import ParkingSweeper, parked_key
 
 QUEUE = "parking-test"
 
@@ -100,3 +100,14 @@ def test_purging_a_queue_forgets_its_parked_messages(
     assert redis_client.hlen(prefix + parked_key(QUEUE)) == 0
     assert sweeper(redis_client, prefix, grace_s=0).sweep(QUEUE) == []
     assert redis_client.llen(prefix + QUEUE) == 0
+
+
+def test_a_remote_control_reply_is_never_parked(connection: Connection, redis_client: redis.Redis,
+                                                  prefix: str) -> None:
+    # Its caller reads it without acknowledging, so nothing would unpark it: one hash per `inspect`, forever.
+    reply_queue = Queue("caller-id.reply.celery.pidbox", Exchange("reply.celery.pidbox", type="direct"),
+                        routing_key="caller-id")
+    Producer(connection.default_channel).publish({"ok": "pong"}, exchange=reply_queue.exchange,
+                                                 routing_key="caller-id", declare=[reply_queue], serializer="json")
+    assert redis_client.llen(prefix + reply_queue.name) == 1
+    assert redis_client.exists(prefix + parked_key(reply_queue.name)) == 0
