@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent2389.mcp_config import MCP_IMPL, McpServerConfig
 from agent2389.topics import AGENT_ID_PATTERN
@@ -126,6 +126,27 @@ class ToolSpec(_Section):
         return names
 
 
+class FileToolConfig(BaseModel):
+    """The ``config`` of the builtin ``file_read`` and ``file_write`` tools (docs/tools.md).
+
+    The quotas bound what a model can do to its root: ``max_files`` (files and directories under it),
+    ``max_depth`` (path components of one file), ``max_total_bytes`` (all regular files together).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str | None = None
+    create_root: bool = False
+    create_dirs: bool = True
+    max_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_files: int = Field(default=10_000, ge=1)
+    max_depth: int = Field(default=16, ge=1, le=255)
+    max_total_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+
+
+FILE_TOOLS = frozenset({"file_read", "file_write"})
+
+
 class AgentConfig(_Section):
     agent: AgentSection
     mqtt: MqttSection = Field(default_factory=MqttSection)
@@ -148,6 +169,18 @@ class AgentConfig(_Section):
         if unknown:
             allowed = ", ".join(sorted(BUILTIN_TOOLS))
             raise ValueError(f"no builtin tool named {', '.join(map(repr, unknown))}; builtins are {allowed}")
+        return tools
+
+    @field_validator("tools", mode="after")
+    @classmethod
+    def _file_tool_configs_are_valid(cls, tools: dict[str, ToolSpec]) -> dict[str, ToolSpec]:
+        for name, spec in tools.items():
+            if spec.impl == "builtin" and name in FILE_TOOLS:
+                try:
+                    FileToolConfig.model_validate(spec.config)
+                except ValidationError as exc:
+                    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                    raise ValueError(f"tools.{name}.config: {problems}") from None
         return tools
 
     @property

@@ -2,7 +2,10 @@
 
 Published errors are read by other agents and people we do not know: they must never carry stack
 traces, file paths, hostnames, URLs, API keys, tokens or passwords, and are at most 500 characters
-of valid UTF-8.
+of valid UTF-8. Secrets are found two ways: the exact values of the agent's configured secret
+variables, and by their shape (:mod:`agent2389.secret_shapes`: key=value and "key is value" for
+secret-ish names, URL userinfo, host:port, known token formats, absolute paths). Traceback lines go
+first, whole. What is left is one line a person can still read.
 """
 
 from __future__ import annotations
@@ -11,33 +14,19 @@ import os
 import re
 from collections.abc import Iterable
 
+from agent2389.secret_shapes import CLASSES, LATE_CLASSES, REDACTED, redact_keyed
+
 MAX_CHARS = 500
 MIN_SECRET_CHARS = 6
+# The classes run on at most this much text; the rest could never reach the 500 published characters.
+MAX_SCANNED_CHARS = 4000
 _FALLBACK = "an internal error occurred"
-_REDACTED = "[redacted]"
 
-_TRACEBACK_LINE = re.compile(r"^\s*(Traceback \(most recent call last\)|File \".*\", line \d+|\^+\s*$)")
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE), "[url]"),
-    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{8,}"), _REDACTED),
-    (re.compile(r"\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE), _REDACTED),
-    (
-        re.compile(
-            r"\b(api[_-]?key|token|secret|password|passwd|pwd|authorization|x-api-key)"
-            r"(\s*[=:]\s*|\s+)(\"[^\"]*\"|'[^']*'|\S+)",
-            re.IGNORECASE,
-        ),
-        r"\1=" + _REDACTED,
-    ),
-    (re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b"), _REDACTED),
-    (re.compile(r"\b[A-Za-z0-9+/_-]{40,}={0,2}"), _REDACTED),
-    (re.compile(r"(?:[A-Za-z]:)?(?:[\\/][\w.@~-]+){2,}[\\/]?|~[\\/][\w./-]+"), "[path]"),
-    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "[host]"),
-    (re.compile(r"\[?[0-9a-fA-F]{0,4}(?::[0-9a-fA-F]{0,4}){2,7}\]?(?::\d+)?"), "[host]"),
-    (re.compile(r"\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|local|internal|"
-                r"lan|cloud|svc|cluster|[a-z]{2})(?::\d+)?\b", re.IGNORECASE), "[host]"),
-    (re.compile(r"\blocalhost(?::\d+)?\b", re.IGNORECASE), "[host]"),
+_TRACEBACK_HEADER = re.compile(
+    r"^\s*(?:Traceback \(most recent call last\):|During handling of the above exception|"
+    r"The above exception was the direct cause|\+?-* ?\+?Exception Group Traceback)"
 )
+_FRAME = re.compile(r"^\s*File \".*\", line \d+")
 
 
 def environment_secrets(names: Iterable[str], environ: dict[str, str] | None = None) -> list[str]:
@@ -55,20 +44,46 @@ def sanitize_error_message(text: object, secrets: Iterable[str] = ()) -> str:
 
 
 def _sanitize(text: object, secrets: list[str]) -> str:
-    raw = text if isinstance(text, str) else repr(text) if not isinstance(text, BaseException) else str(text)
+    raw = text if isinstance(text, str) else str(text) if isinstance(text, BaseException) else repr(text)
     clean = raw.encode("utf-8", "replace").decode("utf-8", "replace")
     clean = _remove_secrets(clean, secrets)
-    kept = [line for line in clean.splitlines() if not _TRACEBACK_LINE.match(line)]
-    clean = " ".join(" ".join(kept).split())
-    for pattern, replacement in _PATTERNS:
+    clean = " ".join(" ".join(without_tracebacks(clean.splitlines())).split())
+    clean = _first_words(clean, MAX_SCANNED_CHARS)
+    for pattern, replacement in CLASSES:
+        clean = pattern.sub(replacement, clean)
+    clean = redact_keyed(clean)
+    for pattern, replacement in LATE_CLASSES:
         clean = pattern.sub(replacement, clean)
     clean = "".join(ch for ch in clean if ch.isprintable())
     clean = _remove_secrets(clean, secrets)
-    if not clean:
+    if not clean.strip(" .:;,"):
         return _FALLBACK
     if len(clean) > MAX_CHARS:
         clean = clean[: MAX_CHARS - 1] + "…"
     return clean
+
+
+def without_tracebacks(lines: list[str]) -> list[str]:
+    """Drop traceback headers, ``File "…", line N`` frames and the indented source and caret lines under
+    them; keep the exception line that ends a traceback (it says what went wrong)."""
+    kept: list[str] = []
+    in_traceback = False
+    for line in lines:
+        if _TRACEBACK_HEADER.match(line) or _FRAME.match(line):
+            in_traceback = True
+            continue
+        if in_traceback and (line[:1].isspace() or not line.strip()):
+            continue
+        in_traceback = False
+        kept.append(line)
+    return kept
+
+
+def _first_words(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a space so that no token is left half-recognisable."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0]
 
 
 def _remove_secrets(text: str, secrets: list[str]) -> str:
@@ -79,5 +94,5 @@ def _remove_secrets(text: str, secrets: list[str]) -> str:
         if not found:
             return text
         for secret in sorted(found, key=len, reverse=True):
-            text = text.replace(secret, _REDACTED)
+            text = text.replace(secret, REDACTED)
     return _FALLBACK if any(s in text for s in secrets) else text

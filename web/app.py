@@ -7,6 +7,7 @@ for a dead service: everything is read from Redis with short time-outs.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -25,6 +26,7 @@ from web.aggregate import metrics_document
 from web.api import api
 from web.context import EXTENSION, WebContext, web_context
 from web.dashboard import dashboard
+from web.headers import add_security_headers
 from web.health import Check, evaluate, overall, readiness, redis_down
 from web.prometheus import SystemCollector
 from web.snapshot import Snapshot, connect
@@ -68,6 +70,7 @@ def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
     app.add_url_rule("/ready", "ready", ready)
     app.add_url_rule("/live", "live", live)
     app.add_url_rule("/metrics", "metrics", metrics)
+    app.after_request(add_security_headers)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)
     return app
@@ -179,10 +182,32 @@ Server = BaseWSGIServer | MultiSocketServer
 
 def make_server(settings: Settings, port: int | None = None, host: str = "0.0.0.0") -> Server:  # noqa: S104
     """A waitress server for the app, not yet running: ``.run()`` serves, ``.close()`` stops."""
+    warn_when_exposed(settings, host)
     app = create_app(settings)
     server: Server = create_server(app, host=host, port=settings.web_port if port is None else port, threads=8,
                                    ident="agent2389")
     return server
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_when_exposed(settings: Settings, host: str) -> bool:
+    """Say loudly that the dashboard and ``/api`` (task content) are open to anyone who can reach ``host``."""
+    if settings.web_auth_token or is_loopback(host):
+        return False
+    log.warning(
+        "WEB_AUTH_TOKEN is not set and the web app listens on a non-loopback address: anyone who can reach "
+        "it reads /api and the dashboard (task content). Set WEB_AUTH_TOKEN or bind with --host 127.0.0.1.",
+        extra={"fields": {"host": host}},
+    )
+    return True
 
 
 def stop_server(server: Server) -> None:

@@ -1,13 +1,17 @@
 """``/dashboard``: one server-rendered page of workers, queues, agents, throughput and recent tasks.
 
 The page polls ``/dashboard/panels`` every few seconds and swaps in the fresh HTML: all rendering
-stays on the server (Jinja, escaped), the script only fetches. No build step.
+stays on the server (Jinja, escaped), the script only fetches. No build step. Everything shown comes
+from Redis, written by processes that quote what agents, tasks and tools said, so every value is
+operator-visible *text*: it goes through autoescaping as a whole string, never through ``tojson`` or
+``|safe`` into markup or an attribute (``tojson`` does not escape ``"``).
 """
 
 from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import redis
 from flask import Blueprint, Response, make_response, redirect, render_template, request, url_for
@@ -48,6 +52,18 @@ def spark(values: list[int]) -> str:
     if top == 0:
         return SPARKS[0] * len(values)
     return "".join(SPARKS[min(len(SPARKS) - 1, round(v / top * (len(SPARKS) - 1)))] for v in values)
+
+
+@dashboard.app_template_filter("reasons")
+def reasons(not_ready: dict[str, str]) -> str:
+    """A worker's not-ready reasons as one line of plain text (escaped by the template like any text)."""
+    return "; ".join(f"{agent}: {reason}" for agent, reason in sorted(not_ready.items()))
+
+
+@dashboard.app_template_filter("path_segment")
+def path_segment(value: str) -> str:
+    """``value`` as one URL path segment: a ``/``, ``?`` or ``#`` in it cannot change which URL a link names."""
+    return quote(value, safe="")
 
 
 @dashboard.get("/dashboard")

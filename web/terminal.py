@@ -1,4 +1,9 @@
-"""Plain-text tables of the inspection data, for ``agent2389 inspect`` and ``agent2389 status``."""
+"""Plain-text tables of the inspection data, for ``agent2389 inspect`` and ``agent2389 status``.
+
+Every value comes from Redis, written by processes that quote what agents, tasks and tools said: control
+characters are shown escaped (``\\x1b``), never sent, so that text cannot move the cursor, clear the
+screen, retitle the window or forge lines in the operator's terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,16 @@ from typing import Any
 from web.health import Check
 
 
+def shown(value: object) -> str:
+    """``value`` as text a terminal displays as it is: non-printable characters escaped."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [["-" if v is None else str(v) for v in row] for row in rows]
+    cells = [[str(h) for h in headers]] + [["-" if v is None else shown(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(value.ljust(widths[i]) for i, value in enumerate(row)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -67,11 +80,11 @@ def tasks_table(rows: list[dict[str, Any]]) -> str:
 def errors_list(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no failed tasks recently"
-    return "\n".join(f"{age(t['updated_at'])}  {t['agent']}  {t['task_id']}  {t['error_code']}"
-                     + (f": {t['message']}" if t.get("message") else "") for t in rows)
+    return "\n".join(shown(f"{age(t['updated_at'])}  {t['agent']}  {t['task_id']}  {t['error_code']}"
+                           + (f": {t['message']}" if t.get("message") else "")) for t in rows)
 
 
 def checks_lines(status: str, checks: dict[str, Check]) -> str:
     lines = [f"system: {status}"]
-    lines += [f"  {name:<16} {check.status:<10} {check.message}" for name, check in checks.items()]
+    lines += [f"  {name:<16} {check.status:<10} {shown(check.message)}" for name, check in checks.items()]
     return "\n".join(lines)

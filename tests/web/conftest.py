@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -12,12 +13,13 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+import web.app
 from agent2389.config import AgentConfig
 from agent2389.keys import Keys
 from agent2389.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
 from agent2389.settings import Settings
 from agent2389.stats import StatsRecorder
-from web.app import create_app
+from web.app import create_app, make_server, stop_server
 
 AGENTS = ("echo", "writer")
 
@@ -111,3 +113,23 @@ def app(settings: Settings) -> Iterator[Flask]:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def served(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The web app served by waitress on a loopback port, as ``agent2389 web`` serves it."""
+    made: list[Flask] = []
+
+    def recording_create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
+        made.append(create_app(settings, client))
+        return made[-1]
+
+    monkeypatch.setattr(web.app, "create_app", recording_create_app)
+    server = make_server(settings, 0, host="127.0.0.1")  # the kernel's free port: no race with other tests
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    stop_server(server)
+    thread.join(timeout=5)
+    for application in made:  # its Redis connections, before garbage collection warns about them
+        application.extensions["agent2389"].client.close()

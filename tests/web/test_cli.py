@@ -70,3 +70,16 @@ def test_status_and_inspect_report_a_dead_redis_plainly(capsys: pytest.CaptureFi
     assert code == 1 and "redis            unhealthy  Redis did not answer" in out
     assert main(["inspect", "workers"]) == 1
     assert "Redis did not answer" in capsys.readouterr().err
+
+
+def test_control_characters_from_redis_reach_the_terminal_escaped_never_raw(
+    capsys: pytest.CaptureFixture[str], system: System
+) -> None:
+    system.bridge()
+    system.worker("w\x1b[2J\x1b]0;pwned\x07", agents=("echo",))
+    system.task("echo", "task\r\x1b[1A forged line", 0.1, error_code="llm_error")
+    outputs = [run(capsys, *argv)[1] for argv in (("inspect", "workers"), ("inspect", "tasks"), ("status",))]
+    for out in outputs:
+        assert "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "w\\x1b[2J\\x1b]0;pwned\\x07" in outputs[0]
+    assert "task\\r\\x1b[1A forged line" in outputs[1] and "task\\r\\x1b[1A forged line" in outputs[2]

@@ -1,6 +1,3 @@
-import shutil
-import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,15 +6,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from agent2389.settings import Settings
-from tests.services import IN_CI, free_port
+from tests.services import free_port
+from tests.web.browser import WINDOW, chromium, run_chromium
 from tests.web.conftest import System
 from tests.web.png import decode
-from web.app import create_app, make_server, stop_server
+from web.app import create_app
 from web.auth import COOKIE
 
 TOKEN = "dashboard-token-123"
 HEALTHY_GREEN = (0x1F, 0x9D, 0x55)
-WINDOW = (1400, 1000)
 
 
 def test_the_dashboard_renders_workers_queues_agents_and_recent_tasks(client: FlaskClient, system: System) -> None:
@@ -84,36 +81,6 @@ def test_the_right_token_opens_a_session_without_keeping_the_token_anywhere(guar
     assert client.get("/api/workers").status_code == 200
     client.set_cookie(COOKIE, "forged")
     assert client.get("/dashboard/panels").status_code == 401
-
-
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if IN_CI:
-            pytest.fail("chromium is not installed and CI=true: apt-get install chromium (see .ci/run)")
-        pytest.skip("chromium is not installed")
-    return path
-
-
-def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-         "--virtual-time-budget=4000", *args],
-        capture_output=True, text=True, timeout=50, check=False,
-    )
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    server = make_server(settings, port, host="127.0.0.1")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    stop_server(server)
-    thread.join(timeout=5)
 
 
 @pytest.mark.slow

@@ -164,3 +164,24 @@ def test_a_redis_that_accepts_but_never_answers_costs_seconds_not_a_hang(setting
         assert time.monotonic() - started < 5
     assert response.status_code == 503
     assert response.get_json()["checks"]["redis"]["message"].startswith("Redis did not answer (TimeoutError")
+
+
+def test_health_and_metrics_carry_no_host_name_from_a_redis_error(settings: Settings) -> None:
+    # redis-py names the host it could not reach ("Error 111 connecting to localhost:PORT").
+    app = create_app(Settings(agents=settings.agents, redis_url=f"redis://localhost:{free_port()}/0"))
+    client = app.test_client()
+    for path in ("/health", "/metrics", "/ready"):
+        body = client.get(path).get_data(as_text=True)
+        assert "Redis did not answer" in body or path == "/ready"
+        assert "localhost" not in body and ":6379" not in body, (path, body)
+
+
+def test_health_carries_no_host_name_or_url_from_a_workers_not_ready_reason(client: FlaskClient,
+                                                                              system: System) -> None:
+    system.bridge()
+    system.worker("w1", not_ready={"writer": "Error 111 connecting to cache-7:6379 as admin:s3cret@cache-7:6379, "
+                                             "then POST //svc-b.corp.internal/v1 and mqtt-broker:8883"})
+    body = client.get("/health").get_data(as_text=True) + client.get("/metrics").get_data(as_text=True)
+    for leaked in ("cache-7", "s3cret", "svc-b", "mqtt-broker", "corp.internal", "//"):
+        assert leaked not in body, leaked
+    assert "writer: Error 111 connecting to [host]" in body

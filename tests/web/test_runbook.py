@@ -204,22 +204,30 @@ def assert_log_queries_find(stack: Stack, markdown: str) -> None:
 
 @pytest.mark.slow
 def test_with_bridge_and_worker_running_and_tasks_flowing_every_runbook_line_answers(
-    config_dir: Path, redis_url: str, key_prefix: str, mqtt_url: str, tmp_path: Path
+    redis_url: str, key_prefix: str, mqtt_url: str, tmp_path: Path
 ) -> None:
     require("jq")
     require("curl")
-    stack = Stack(config_dir, redis_url, key_prefix, tmp_path)
+    # Agent ids and the conversation are this run's own: other test runs share the broker.
+    suffix = key_prefix.rsplit("-", 1)[-1][:8]
+    agents = tuple(f"{agent_id}-{suffix}" for agent_id in AGENTS)
+    live_dir = tmp_path / "live-agents"
+    live_dir.mkdir()
+    for agent_id in agents:
+        write_agent(live_dir, agent_id, mqtt_url)
+    conversation = f"runbook-{suffix}"
+    stack = Stack(live_dir, redis_url, key_prefix, tmp_path)
     peer = MqttPeer(mqtt_url)
     try:
-        for agent_id in AGENTS:
+        for agent_id in agents:
             peer.subscribe(f"/control/agents/{agent_id}/status")
         stack.worker()
         stack.bridge()
-        for agent_id in AGENTS:
+        for agent_id in agents:
             peer.wait_for_status(agent_id, "available")
-        peer.subscribe("/conversations/runbook/#")
+        peer.subscribe(f"/conversations/{conversation}/#")
         for i in range(4):
-            peer.send_task(AGENTS[i % 2], "runbook", text=f"task {i}")
+            peer.send_task(agents[i % 2], conversation, text=f"task {i}")
         peer.expect(4, timeout_s=30)
         port = start_web(stack)
         _, [health] = run_line(f"curl -s http://{TARGET}/health | jq", port)

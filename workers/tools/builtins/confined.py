@@ -1,15 +1,20 @@
 """Open files inside one directory and nowhere else: the jail of ``file_read`` and ``file_write``.
 
 A requested path is refused when it is absolute, contains ``..``, or leads (through symlinks) outside
-the root. Symlinks that stay inside the root work. The check and the open cannot be raced: after the
-path is resolved and checked, it is opened one component at a time relative to the root's file
-descriptor with ``O_NOFOLLOW``, so a symlink swapped in between is refused rather than followed.
+the root. Symlinks that stay inside the root work. ``open_regular`` opens regular files only: a FIFO
+or device is refused before it is opened (opening one can block or have effects), and the open itself
+is non-blocking so one swapped in after that check is refused rather than waited on.
+
+The check and the open cannot be raced: after the path is resolved and checked, it is opened one
+component at a time relative to the root's file descriptor with ``O_NOFOLLOW``, so a symlink swapped
+in between is refused rather than followed.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path, PurePosixPath
@@ -69,6 +74,36 @@ class ConfinedRoot:
                 raise _refusal(exc, relative) from None
 
 
+    def open_regular(self, relative: PurePosixPath, flags: int, create_dirs: bool = False) -> int:
+        """Like :meth:`open`, for a regular file (or a new one, with ``O_CREAT``) and nothing else."""
+        if not relative.parts:
+            raise PathRefusedError("the path names the root directory, not a file")
+        with self.directory(relative.parent, create=create_dirs) as parent:
+            self.refuse_special(relative, parent)
+            try:
+                fd = os.open(relative.name, flags | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                             dir_fd=parent)
+            except OSError as exc:
+                raise _refusal(exc, relative) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ToolExecutionError(f"'{relative}' is not a regular file")
+        os.set_blocking(fd, True)
+        return fd
+
+    @staticmethod
+    def refuse_special(relative: PurePosixPath, parent: int) -> None:
+        """Refuse ``relative`` (in the directory ``parent``) if it exists and is not a regular file."""
+        try:
+            mode = os.stat(relative.name, dir_fd=parent, follow_symlinks=False).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _refusal(exc, relative) from None
+        if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+            raise ToolExecutionError(f"'{relative}' is not a regular file")
+
+
 def _open_dir(name: str, parent: int) -> int:
     try:
         return os.open(name, _DIR_FLAGS, dir_fd=parent)
@@ -88,6 +123,8 @@ def _refusal(exc: OSError, relative: PurePosixPath) -> ToolExecutionError:
         return ToolExecutionError(f"'{relative}' does not exist")
     if exc.errno in (errno.ENOTDIR, errno.EISDIR):
         return ToolExecutionError(f"'{relative}' is not a {'file' if exc.errno == errno.EISDIR else 'directory'}")
+    if exc.errno == errno.ENXIO:
+        return ToolExecutionError(f"'{relative}' is not a regular file")
     if exc.errno == errno.EACCES:
         return ToolExecutionError(f"permission denied for '{relative}'")
     return ToolExecutionError(f"cannot open '{relative}': {errno.errorcode.get(exc.errno or 0, 'error')}")

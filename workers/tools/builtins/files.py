@@ -1,41 +1,48 @@
 """The ``file_read`` and ``file_write`` builtins: UTF-8 text files under a configured ``root`` only.
 
-Config: ``root`` (required: an existing directory, or one ``create_root = true`` creates; a relative root
-is relative to the worker's working directory) and ``max_bytes`` (1 MiB by default); ``file_write`` also
-takes ``create_dirs`` (true). Paths are relative to the root; see :mod:`confined` for what is refused.
+Config (:class:`agent2389.config.FileToolConfig`): ``root`` (required: an existing directory, or one
+``create_root = true`` creates; a relative root is relative to the worker's working directory) and
+``max_bytes`` (1 MiB by default); ``file_write`` also takes ``create_dirs`` (true) and the root's quotas
+``max_files``, ``max_depth`` and ``max_total_bytes`` (see :mod:`quota`). Paths are relative to the root;
+see :mod:`confined` for what is refused. Only regular files are read or appended to: a FIFO or a device
+in the root would block the tool until its time-out, or worse.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from pydantic import ValidationError
+
+from agent2389.config import FileToolConfig
 from agent2389.errors import ToolExecutionError
 from workers.tools.builtins.confined import ConfinedRoot
+from workers.tools.builtins.quota import Quota
 
-DEFAULT_MAX_BYTES = 1024 * 1024
+DEFAULT_MAX_BYTES = FileToolConfig().max_bytes
 
 
-def _root(config: Mapping[str, Any]) -> ConfinedRoot:
-    if not config.get("root"):
+def _config(config: Mapping[str, Any]) -> FileToolConfig:
+    try:
+        return FileToolConfig.model_validate(dict(config))
+    except ValidationError as exc:
+        problems = "; ".join(f"config.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ToolExecutionError(problems) from None
+
+
+def _root(config: FileToolConfig) -> ConfinedRoot:
+    if not config.root:
         raise ToolExecutionError("config.root is required: the directory the tool may use")
-    if config.get("create_root"):
+    if config.create_root:
         try:
-            os.makedirs(str(config["root"]), exist_ok=True)
+            os.makedirs(config.root, exist_ok=True)
         except OSError as exc:
             raise ToolExecutionError(f"config.root cannot be created ({exc.strerror})") from None
-    return ConfinedRoot(str(config["root"]))
-
-
-def _max_bytes(config: Mapping[str, Any]) -> int:
-    value = int(config.get("max_bytes", DEFAULT_MAX_BYTES))
-    if value < 1:
-        raise ToolExecutionError("config.max_bytes must be at least 1")
-    return value
+    return ConfinedRoot(config.root)
 
 
 class FileReadTool:
@@ -57,16 +64,14 @@ class FileReadTool:
         }
 
     def initialize(self, config: Mapping[str, Any]) -> None:
-        self._root = _root(config)
-        self._max_bytes = _max_bytes(config)
+        parsed = _config(config)
+        self._root = _root(parsed)
+        self._max_bytes = parsed.max_bytes
 
     def execute(self, parameters: dict[str, Any]) -> str:
         assert self._root is not None, "initialize() was not called"
         relative = self._root.relative(str(parameters["path"]))
-        fd = self._root.open(relative, os.O_RDONLY)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise ToolExecutionError(f"'{relative}' is not a regular file")
+        fd = self._root.open_regular(relative, os.O_RDONLY)
         with os.fdopen(fd, "rb") as file:
             data = file.read(self._max_bytes + 1)
         if len(data) > self._max_bytes:
@@ -82,6 +87,7 @@ class FileWriteTool:
         self._root: ConfinedRoot | None = None
         self._max_bytes = DEFAULT_MAX_BYTES
         self._create_dirs = True
+        self._quota = Quota.of(FileToolConfig())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -101,18 +107,22 @@ class FileWriteTool:
         }
 
     def initialize(self, config: Mapping[str, Any]) -> None:
-        self._root = _root(config)
-        self._max_bytes = _max_bytes(config)
-        self._create_dirs = bool(config.get("create_dirs", True))
+        parsed = _config(config)
+        self._root = _root(parsed)
+        self._max_bytes = parsed.max_bytes
+        self._create_dirs = parsed.create_dirs
+        self._quota = Quota.of(parsed)
 
     def execute(self, parameters: dict[str, Any]) -> str:
         assert self._root is not None, "initialize() was not called"
         relative = self._root.relative(str(parameters["path"]))
         data = str(parameters["content"]).encode("utf-8")
-        if parameters.get("append"):
-            return self._append(relative, data)
-        if len(data) > self._max_bytes:
+        append = bool(parameters.get("append"))
+        if not append and len(data) > self._max_bytes:
             raise ToolExecutionError(f"the content is larger than the {self._max_bytes} bytes this tool writes")
+        self._quota.check_write(self._root.root, relative, len(data), append)
+        if append:
+            return self._append(relative, data)
         try:
             self._replace(relative, data)
         except OSError as exc:
@@ -125,6 +135,7 @@ class FileWriteTool:
         if not relative.parts:
             raise ToolExecutionError("the path names the root directory, not a file")
         with self._root.directory(relative.parent, create=self._create_dirs) as parent:
+            self._root.refuse_special(relative, parent)
             temporary = f".{relative.name}.{secrets.token_hex(6)}.tmp"
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                          dir_fd=parent)
@@ -138,10 +149,7 @@ class FileWriteTool:
 
     def _append(self, relative: PurePosixPath, data: bytes) -> str:
         assert self._root is not None
-        fd = self._root.open(relative, os.O_WRONLY | os.O_APPEND | os.O_CREAT, create_dirs=self._create_dirs)
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise ToolExecutionError(f"'{relative}' is not a regular file")
+        fd = self._root.open_regular(relative, os.O_WRONLY | os.O_APPEND | os.O_CREAT, create_dirs=self._create_dirs)
         with os.fdopen(fd, "ab") as file:
             if os.fstat(file.fileno()).st_size + len(data) > self._max_bytes:
                 raise ToolExecutionError(f"'{relative}' would grow past the {self._max_bytes} bytes this tool writes")

@@ -19,7 +19,9 @@ from workers.tools.builtins.netguard import NetGuard, parse_networks
 
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+# What still goes along when a redirect leaves the origin: anything else (Authorization, Cookie, X-Api-Key,
+# any custom credential header the model was told to send) stays with the origin it was meant for.
+CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language", "content-type", "content-language", "user-agent"})
 REPORTED_HEADERS = ("content-type", "content-length", "last-modified", "etag", "location", "retry-after")
 
 
@@ -73,7 +75,7 @@ class HttpRequestTool:
                 return self._result(url, status, reason, response_headers, data)
             next_url = urljoin(url, location)
             if _origin(next_url) != _origin(url):
-                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+                headers = {k: v for k, v in headers.items() if k.lower() in CROSS_ORIGIN_HEADERS}
             if status in (301, 302, 303) and method != "HEAD":
                 method, body = "GET", None
             url = next_url
