@@ -13,6 +13,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent2389.config import AgentConfig
 from agent2389.envelope import AgentStatus, TaskError
@@ -47,6 +48,10 @@ class AgentLink:
 
     def start(self) -> None:
         """Connect in the background; paho keeps reconnecting with backoff, forever."""
+        if self.agent.mqtt.protocol != "5":
+            log.warning("MQTT %s cannot keep the retain flag of a task queued while the bridge was away "
+                        "(MQTT 5's Retain As Published): such a retained task is processed after a restart "
+                        "(docs/protocol.md)", self.agent.mqtt.protocol)
         self.connection_attempts += 1
         self.client.connect_async(**connect_options(self.agent.mqtt, persistent=True))
         self.client.loop_start()
@@ -90,7 +95,12 @@ class AgentLink:
         self.connections_established += 1
         self.connected_since = time.time()
         # Subscribing here, not once at start, restores the subscription after every reconnect.
-        client.subscribe(input_topic(self.agent.id), qos=1)
+        if self.agent.mqtt.protocol == "5":
+            # Without Retain As Published the broker clears the retain flag of a retained task it queued
+            # in our persistent session while the bridge was away, and that stale task would be processed.
+            client.subscribe(input_topic(self.agent.id), options=SubscribeOptions(qos=1, retainAsPublished=True))
+        else:
+            client.subscribe(input_topic(self.agent.id), qos=1)
         log.info("MQTT connected for %s (session present: %s)", self.agent.id, flags.session_present)
         self.on_connection_change(self)
 

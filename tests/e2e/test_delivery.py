@@ -8,6 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
+
+from agent2389.keys import Keys
 
 from tests.e2e.stack import MqttPeer, Process, Stack, write_agent
 
@@ -62,6 +65,29 @@ def test_a_task_published_while_the_bridge_is_down_is_answered_when_it_returns(
     running.bridge()
     [(_, body, _)] = peer.expect(1, timeout_s=20)
     assert body["task_id"] == task["task_id"]
+
+
+def test_after_a_bridge_restart_a_task_retained_meanwhile_is_ignored_and_a_normal_one_answered(
+    running: Stack, peer: MqttPeer, agents: dict[str, str], redis_client: redis.Redis
+) -> None:
+    cid = conversation()
+    peer.subscribe(f"/conversations/{cid}/#")
+    topic = f"/control/agents/{agents['a']}/input"
+    assert running.processes[-1].stop() == 0
+    peer.wait_for_status(agents["a"], "unavailable")
+    stale = {"task_id": str(uuid.uuid4()), "conversation_id": cid, "topic": topic, "input": "stale"}
+    # Queued in the bridge's persistent session while it is away: the broker must keep the retain flag.
+    peer.publish(topic, stale, retain=True)
+    try:
+        fresh = peer.send_task(agents["a"], cid, "while away")
+        running.bridge()
+        [(_, body, _)] = peer.expect(1, timeout_s=20)
+        assert body["task_id"] == fresh["task_id"]
+        assert peer.quiet_for(2) == []
+        rejected = redis_client.hget(Keys(running.key_prefix).agent_stats(agents["a"]), "rejected_retained")
+        assert int(rejected or 0) >= 1
+    finally:
+        peer.publish(topic, b"", retain=True)
 
 
 def test_a_bridge_stopped_gracefully_leaves_every_agent_retained_unavailable(
