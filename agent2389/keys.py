@@ -26,6 +26,10 @@ class Keys:
     def bridge(self) -> str:
         return f"{self.prefix}:bridge"
 
+    def process_restarts(self) -> str:
+        """Hash: process name (``worker-2``, ``bridge``, ``web``) -> how often ``agent2389 up`` restarted it."""
+        return f"{self.prefix}:up:restarts"
+
     def agent_stats(self, agent_id: str) -> str:
         return f"{self.prefix}:stats:agent:{agent_id}"
 

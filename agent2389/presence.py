@@ -96,6 +96,8 @@ class BridgeState:
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
     rss_bytes: int = 0
     cpu_seconds: float = 0.0
+    # the MQTT broker(s) the bridge connects to, as ``mqtt://host:port`` (never with credentials)
+    broker: str = ""
 
 
 def process_usage() -> tuple[int, float]:

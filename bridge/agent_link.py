@@ -15,6 +15,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from agent2389.addresses import broker_address
 from agent2389.config import AgentConfig
 from agent2389.envelope import AgentStatus, TaskError
 from agent2389.mqtt import connect_options, make_client
@@ -107,7 +108,8 @@ class AgentLink:
     def _connect_failed(self, client: paho.Client, userdata: Any) -> None:
         self.connection_attempts += 1
         self.connection_failures += 1
-        log.warning("MQTT connection attempt for %s failed; retrying with backoff", self.agent.id)
+        log.warning("cannot reach the MQTT broker at %s for %s; retrying with backoff",
+                    broker_address(self.agent.mqtt), self.agent.id)
 
     def _disconnected(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         was_connected = self.connected

@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from agent2389.addresses import broker_address
 from agent2389.keys import Keys
 from agent2389.presence import BridgeState, Presence, write_bridge_state
 from bridge.agent_link import AgentLink
@@ -24,8 +25,10 @@ log = logging.getLogger("agent2389.bridge.availability")
 
 class AvailabilityMonitor:
     def __init__(self, links: list[AgentLink], client: redis.Redis, keys: Keys, presence: Presence,
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0, redis_name: str = "Redis") -> None:
         self._links = links
+        self._redis_name = redis_name
+        self._redis_failing = False
         self._redis = client
         self._keys = keys
         self._presence = presence
@@ -59,8 +62,15 @@ class AvailabilityMonitor:
         while not self._stopping.is_set():
             try:
                 self.check()
+                if self._redis_failing:
+                    log.info("%s answers again", self._redis_name)
+                self._redis_failing = False
             except redis.RedisError as exc:
-                log.warning("cannot read worker presence (%s); statuses unchanged", type(exc).__name__)
+                # Once per outage, naming where Redis was looked for; the retries go on every interval.
+                level = logging.DEBUG if self._redis_failing else logging.WARNING
+                log.log(level, "cannot reach %s (%s); agents' statuses unchanged, retrying", self._redis_name,
+                        type(exc).__name__)
+                self._redis_failing = True
             except Exception:
                 log.exception("availability check failed")
             self._wake.wait(self._interval_s)
@@ -108,4 +118,5 @@ class AvailabilityMonitor:
         since = [link.connected_since for link in self._links if link.connected_since is not None]
         state.connected_since = min(since) if state.connected and since else None
         state.agents = dict(self._reasons)
+        state.broker = ", ".join(sorted({broker_address(link.agent.mqtt) for link in self._links}))
         write_bridge_state(self._redis, self._keys, state, ttl_s=max(10.0, self._interval_s * 5))

@@ -7,6 +7,7 @@ import signal
 import threading
 from types import FrameType
 
+from agent2389.addresses import redacted
 from agent2389.celery_app import create_celery
 from agent2389.keys import Keys
 from agent2389.ledger import TaskLedger
@@ -39,7 +40,8 @@ class Bridge:
             self.links.append(link)
             self.dispatchers.append(dispatcher)
         presence = Presence(client, keys, ttl_s=settings.worker_ttl_s)
-        self.monitor = AvailabilityMonitor(self.links, client, keys, presence)
+        self.monitor = AvailabilityMonitor(self.links, client, keys, presence,
+                                           redis_name=f"Redis at {redacted(settings.redis_url)}")
         self.stopped = threading.Event()
 
     def start(self) -> None:

@@ -176,5 +176,7 @@ def metrics_document(snapshot: Snapshot, lifecycle: dict[str, Any]) -> dict[str,
             "processed": sum(w.processed for w in live),
         },
         "agents": {r.agent_id: agent_metrics(snapshot, r) for r in records},
+        # Restarts of the processes `agent2389 up` supervises, per process name (empty outside `up`).
+        "restarts": {"total": sum(snapshot.restarts.values()), "by_process": snapshot.restarts},
         "timestamp": int(snapshot.taken_at),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import redis
 
+from agent2389.addresses import redacted
 from agent2389.cli import load_settings
 from agent2389.keys import Keys
 from agent2389.logs import setup_logging
@@ -30,7 +32,17 @@ def run_web(args: argparse.Namespace) -> int:
     settings = load_settings(args, require_config=False)
     # SIGTERM (docker stop, Kubernetes) ends the serve loop like Ctrl-C: the server closes, exit 0.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    serve(settings, args.port, args.host)
+    port = args.port or settings.web_port
+    try:
+        serve(settings, port, args.host)
+    except OSError as exc:
+        # waitress binds before it serves: a port it cannot have is one line, not a traceback.
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        reason = "is already in use by another program" if exc.errno == errno.EADDRINUSE else "cannot be used"
+        print(f"agent2389 web: port {port} {reason} ({exc.strerror}); choose another with --port or HEALTH_PORT",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -54,7 +66,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(f"agent2389 inspect: {exc}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
-        print(f"agent2389 inspect: Redis did not answer ({type(exc).__name__})", file=sys.stderr)
+        print(f"agent2389 inspect: Redis did not answer at {redacted(settings.redis_url)} ({type(exc).__name__})",
+              file=sys.stderr)
         return 1
     print(json.dumps(rows, indent=2) if args.json else RENDER[args.what](rows))
     return 0
@@ -71,10 +84,10 @@ def run_status(args: argparse.Namespace) -> int:
         snapshot = read_snapshot(client, settings)
         errors = inspection.last_errors(client, Keys(settings.key_prefix))
     except redis.RedisError as exc:
-        checks = redis_down(exc, time.time())
+        checks = redis_down(exc, time.time(), settings.redis_url)
         print(terminal.checks_lines(overall(checks), checks))
         return 1
-    checks = evaluate(snapshot, redis_ms)
+    checks = evaluate(snapshot, redis_ms, addresses=True)
     status = overall(checks)
     print("\n\n".join([
         terminal.checks_lines(status, checks),
@@ -82,5 +95,6 @@ def run_status(args: argparse.Namespace) -> int:
         "WORKERS\n" + terminal.workers_table(inspection.workers(snapshot)),
         "QUEUES\n" + terminal.queues_table(inspection.queues(snapshot)),
         "LAST ERRORS\n" + terminal.errors_list(errors),
+        *(["RESTARTS (agent2389 up)\n" + terminal.restarts_lines(snapshot.restarts)] if snapshot.restarts else []),
     ]))
     return 0 if status == "healthy" else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agent2389.addresses import redacted
 from agent2389.sanitize import sanitize_error_message
 from web.snapshot import Snapshot
 
@@ -37,10 +38,12 @@ def overall(checks: dict[str, Check]) -> str:
     return HEALTHY if statuses <= {HEALTHY} else DEGRADED
 
 
-def evaluate(snapshot: Snapshot, redis_ms: float) -> dict[str, Check]:
+def evaluate(snapshot: Snapshot, redis_ms: float, addresses: bool = False) -> dict[str, Check]:
+    """``addresses``: name the broker the bridge cannot reach (for operators' own terminals, not for the
+    unauthenticated ``/health``)."""
     now = int(snapshot.taken_at)
     return {
-        "mqtt": mqtt_check(snapshot, now),
+        "mqtt": mqtt_check(snapshot, now, addresses),
         "redis": Check(HEALTHY, f"Redis answered in {redis_ms:.1f} ms", now, {"latency_ms": round(redis_ms, 3)}),
         "workers": workers_check(snapshot, now),
         "llm": llm_check(snapshot, now),
@@ -48,9 +51,12 @@ def evaluate(snapshot: Snapshot, redis_ms: float) -> dict[str, Check]:
     }
 
 
-def redis_down(error: BaseException, now: float) -> dict[str, Check]:
-    """Without Redis nothing else can be known: every check says so, none pretends."""
+def redis_down(error: BaseException, now: float, redis_url: str | None = None) -> dict[str, Check]:
+    """Without Redis nothing else can be known: every check says so, none pretends. ``redis_url`` (for
+    operators' own terminals) says where Redis was looked for, without its password."""
     reason = f"Redis did not answer ({type(error).__name__}: {sanitize_error_message(str(error))})"
+    if redis_url is not None:
+        reason += f" at {redacted(redis_url)}"
     unknown = "unknown while Redis is unreachable"
     stamp = int(now)
     return {
@@ -62,14 +68,15 @@ def redis_down(error: BaseException, now: float) -> dict[str, Check]:
     }
 
 
-def mqtt_check(snapshot: Snapshot, now: int) -> Check:
+def mqtt_check(snapshot: Snapshot, now: int, addresses: bool = False) -> Check:
     bridge = snapshot.bridge
     if bridge is None:
         problem = snapshot.bridge_problem or "no bridge has reported recently: is `agent2389 bridge` running?"
         return Check(UNHEALTHY, problem, now)
     details = {"connected": bridge.connected, "subscribed": bridge.subscribed}
     if not bridge.connected:
-        return Check(UNHEALTHY, f"the bridge is not connected to the MQTT broker "
+        broker = f" at {bridge.broker}" if addresses and bridge.broker else ""
+        return Check(UNHEALTHY, f"the bridge is not connected to the MQTT broker{broker} "
                                 f"({bridge.connection_failures} failed connection attempts)", now, details)
     if not bridge.subscribed:
         return Check(DEGRADED, "the bridge is connected but not yet subscribed to the agents' input topics",

@@ -140,6 +140,11 @@ def process_families(snapshot: Snapshot) -> Iterator[Metric]:
         cpu.add_metric([role, process], seconds)
     yield memory
     yield cpu
+    restarts = CounterMetricFamily("agent2389_process_restarts", "Restarts of a process by `agent2389 up`",
+                                   labels=["process"])
+    for name, count in snapshot.restarts.items():
+        restarts.add_metric([name], float(count))
+    yield restarts
 
 
 def mqtt_families(snapshot: Snapshot) -> Iterator[Metric]:

@@ -72,6 +72,8 @@ class Snapshot:
     bridge_problem: str | None
     mqtt: dict[str, int]
     system: dict[str, str]
+    # process name -> how often ``agent2389 up`` restarted it (empty outside ``up``)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     def live_workers(self) -> list[WorkerInfo]:
         return [w for w in self.workers if w.last_heartbeat >= self.taken_at - self.worker_ttl_s]
@@ -92,7 +94,8 @@ def read_snapshot(client: redis.Redis, settings: Settings, now: float | None = N
     pipe.hgetall(keys.mqtt_stats())
     pipe.hgetall(keys.system_stats())
     pipe.zrangebyscore(keys.in_flight(), taken_at - IN_FLIGHT_STALE_S, "+inf")
-    indexed, bridge_raw, mqtt, system, in_flight = pipe.execute()
+    pipe.hgetall(keys.process_restarts())
+    indexed, bridge_raw, mqtt, system, in_flight, restarts = pipe.execute()
 
     bridge, bridge_problem = _parse_bridge(bridge_raw)
     configured = [agent.id for agent in settings.agents]
@@ -115,6 +118,7 @@ def read_snapshot(client: redis.Redis, settings: Settings, now: float | None = N
         bridge_problem=bridge_problem,
         mqtt={name: int(float(value)) for name, value in mqtt.items()},
         system=system,
+        restarts={name: int(count) for name, count in sorted(restarts.items())},
     )
 
 

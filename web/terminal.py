@@ -88,3 +88,8 @@ def checks_lines(status: str, checks: dict[str, Check]) -> str:
     lines = [f"system: {status}"]
     lines += [f"  {name:<16} {check.status:<10} {shown(check.message)}" for name, check in checks.items()]
     return "\n".join(lines)
+
+
+def restarts_lines(restarts: dict[str, int]) -> str:
+    return "\n".join(f"  {name:<16} restarted {count} time{'s' if count != 1 else ''}"
+                     for name, count in restarts.items())

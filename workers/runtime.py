@@ -111,7 +111,9 @@ class WorkerRuntime:
 
     def shutdown(self) -> None:
         self.stopping.set()
-        self._thread.join(5)
+        # A stop while Celery still retries its first connection comes before the heartbeat started.
+        if self._thread.ident is not None:
+            self._thread.join(5)
         try:
             self.presence.leave(self.info.worker_id)
         except redis.RedisError:

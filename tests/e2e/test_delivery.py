@@ -11,7 +11,6 @@ import pytest
 import redis
 
 from agent2389.keys import Keys
-
 from tests.e2e.stack import MqttPeer, Process, Stack, write_agent
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,12 @@
 import json
+import socket
+import subprocess
+import sys
 
 import pytest
 
 from agent2389.cli import main
+from tests.conftest import REPO
 from tests.services import free_port
 from tests.web.conftest import System
 
@@ -83,3 +87,41 @@ def test_control_characters_from_redis_reach_the_terminal_escaped_never_raw(
         assert "\x1b" not in out and "\x07" not in out and "\r" not in out
     assert "w\\x1b[2J\\x1b]0;pwned\\x07" in outputs[0]
     assert "task\\r\\x1b[1A forged line" in outputs[1] and "task\\r\\x1b[1A forged line" in outputs[2]
+
+
+def test_status_names_the_redis_it_cannot_reach_without_its_password(capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    monkeypatch.setenv("REDIS_URL", f"redis://:hunter2secret@127.0.0.1:{port}/0")
+    code, out = run(capsys, "status")
+    assert code == 1 and f"at redis://127.0.0.1:{port}/0" in out
+    assert "hunter2secret" not in out
+
+
+def test_status_names_the_mqtt_broker_the_bridge_cannot_reach(capsys: pytest.CaptureFixture[str],
+                                                              system: System) -> None:
+    system.bridge(connected=False, subscribed=False, broker="mqtt://127.0.0.1:1999")
+    system.worker("w1")
+    code, out = run(capsys, "status")
+    assert code == 1 and "not connected to the MQTT broker at mqtt://127.0.0.1:1999" in out
+
+
+def test_status_lists_the_processes_up_restarted(capsys: pytest.CaptureFixture[str], system: System) -> None:
+    system.healthy()
+    system.client.hset(system.keys.process_restarts(), mapping={"worker-2": 3})
+    _, out = run(capsys, "status")
+    assert "\nRESTARTS (agent2389 up)\n  worker-2         restarted 3 times" in out
+
+
+def test_web_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "agent2389.cli", "web", "--port", str(port), "--host",
+                                 "127.0.0.1"], capture_output=True, text=True, cwd=REPO, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"agent2389 web: port {port} is already in use by another program (Address already in use); choose "
+        "another with --port or HEALTH_PORT")
+    assert "Traceback" not in result.stderr

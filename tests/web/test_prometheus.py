@@ -144,3 +144,14 @@ def test_memory_and_cpu_of_web_bridge_and_live_workers_are_exported(client: Flas
     assert roles == ["bridge", "web", "worker"]
     assert all(value > 1_000_000 for value in memory.values())
     assert value(samples, "agent2389_process_cpu_seconds_total", role="worker", process="w1") > 0
+
+
+def test_restarts_by_agent2389_up_are_counted_per_process_in_both_formats(client: FlaskClient,
+                                                                          system: System) -> None:
+    system.healthy()
+    system.client.hset(system.keys.process_restarts(), mapping={"worker-2": 2, "bridge": 1})
+    samples = scrape(client)
+    assert value(samples, "agent2389_process_restarts_total", process="worker-2") == 2
+    assert value(samples, "agent2389_process_restarts_total", process="bridge") == 1
+    restarts = client.get("/metrics").get_json()["restarts"]
+    assert restarts == {"total": 3, "by_process": {"bridge": 1, "worker-2": 2}}
