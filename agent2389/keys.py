@@ -62,6 +62,10 @@ class Keys:
         """Sorted set of ``agent_id:task_id`` being processed now, scored by start time."""
         return f"{self.prefix}:stats:inflight"
 
+    def in_flight_owners(self) -> str:
+        """Hash: in-flight member -> the worker id running it, so a dead worker's tasks stop counting."""
+        return f"{self.prefix}:stats:inflight:owners"
+
     def system_stats(self) -> str:
         return f"{self.prefix}:stats:system"
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -53,9 +55,12 @@ def bucket_label(seconds: float) -> str:
 
 
 class StatsRecorder:
-    def __init__(self, client: redis.Redis, keys: Keys, background: bool = False) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, background: bool = False, owner: str | None = None) -> None:
         self._redis = client
         self._keys = keys
+        # Who runs the tasks this process starts: its worker's heartbeat id (agent2389.presence). A task
+        # counts as in progress only while that worker beats.
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self._pending: queue.SimpleQueue[Callable[[StatsBatch], None] | threading.Event] | None = None
         if background:
             self._pending = queue.SimpleQueue()
@@ -104,6 +109,8 @@ class StatsRecorder:
             batch.raise_field(key, "max_task_depth", depth)
             batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
             batch.start(key, f"{agent_id}:", in_flight_member(agent_id, task_id), now)
+            batch.set_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id), self._owner)
+            batch.expire(self._keys.in_flight_owners(), IN_FLIGHT_STALE_S)
             self._event(batch, task_id, agent_id, "started", conversation_id=conversation_id, depth=depth)
 
         self._run(record)
@@ -124,6 +131,7 @@ class StatsRecorder:
             batch.push_head(self._keys.durations(agent_id), round(duration_s * 1000, 3), keep=DURATION_WINDOW)
             batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
             batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
+            batch.delete_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id))
             minute = self._keys.minute_stats(agent_id, int(now // 60))
             batch.incr(minute, "failed" if error_code else "completed")
             batch.expire(minute, MINUTE_STATS_TTL_S)
@@ -131,6 +139,34 @@ class StatsRecorder:
             state = "failed" if error_code else "completed"
             self._event(batch, task_id, agent_id, state, duration_ms=round(duration_s * 1000, 3),
                         error_code=error_code, message=message)
+
+        self._run(record)
+
+    def task_settled(self, agent_id: str, task_id: str) -> None:
+        """A delivery found already answered: the worker that answered it died before acknowledging it, and
+        maybe before its stats were written. Make the task's record and the in-flight set say it is done,
+        counting it only if that worker's finish never arrived."""
+        try:
+            timeline = self._redis.lrange(self._keys.task_timeline(task_id), 0, -1)
+        except redis.RedisError as exc:
+            log.debug("task timeline not read: %s", type(exc).__name__)
+            timeline = []
+        recorded = _finish_recorded(timeline, agent_id)
+
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.agent_stats(agent_id)
+            batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
+            batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
+            batch.delete_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id))
+            if recorded:
+                return
+            batch.incr(key, "tasks_completed")
+            batch.set_field(key, "last_finished", now)
+            minute = self._keys.minute_stats(agent_id, int(now // 60))
+            batch.incr(minute, "completed")
+            batch.expire(minute, MINUTE_STATS_TTL_S)
+            self._event(batch, task_id, agent_id, "completed", recovered=True)
 
         self._run(record)
 
@@ -224,3 +260,19 @@ class StatsRecorder:
             for item in batch:
                 if isinstance(item, threading.Event):
                     item.set()
+
+
+def _finish_recorded(timeline: list[Any], agent_id: str) -> bool:
+    """Whether ``agent_id``'s latest start of the task in ``timeline`` was followed by its finish."""
+    finished = False
+    for raw in timeline:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("agent") == agent_id:
+            if event.get("event") == "started":
+                finished = False
+            elif event.get("event") in ("completed", "failed"):
+                finished = True
+    return finished

@@ -70,6 +70,7 @@ class StatsBatch:
         self._increments: dict[tuple[str, str], int] = defaultdict(int)
         self._float_increments: dict[tuple[str, str], float] = defaultdict(float)
         self._fields: dict[str, dict[str, Any]] = defaultdict(dict)
+        self._deleted_fields: dict[str, set[str]] = defaultdict(set)
         self._first_fields: dict[str, dict[str, Any]] = defaultdict(dict)
         self._members: dict[str, set[str]] = defaultdict(set)
         self._head_pushes: dict[str, list[Any]] = defaultdict(list)
@@ -90,7 +91,13 @@ class StatsBatch:
         self._float_increments[key, field] += amount
 
     def set_field(self, key: str, field: str, value: Any) -> None:
+        self._deleted_fields[key].discard(field)
         self._fields[key][field] = value
+
+    def delete_field(self, key: str, field: str) -> None:
+        """HDEL; the later of a set and a delete of one field in a batch wins."""
+        self._fields[key].pop(field, None)
+        self._deleted_fields[key].add(field)
 
     def set_field_once(self, key: str, field: str, value: Any) -> None:
         """HSETNX: the first value of the batch, and only if the field is not there yet."""
@@ -143,7 +150,11 @@ class StatsBatch:
         for (key, field), amount_f in self._float_increments.items():
             pipe.hincrbyfloat(key, field, amount_f)
         for key, fields in self._fields.items():
-            pipe.hset(key, mapping=fields)
+            if fields:
+                pipe.hset(key, mapping=fields)
+        for key, names in self._deleted_fields.items():
+            if names:
+                pipe.hdel(key, *names)
         for key, fields in self._first_fields.items():
             for field, value in fields.items():
                 pipe.hsetnx(key, field, value)

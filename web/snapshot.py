@@ -95,7 +95,8 @@ def read_snapshot(client: redis.Redis, settings: Settings, now: float | None = N
     pipe.hgetall(keys.system_stats())
     pipe.zrangebyscore(keys.in_flight(), taken_at - IN_FLIGHT_STALE_S, "+inf")
     pipe.hgetall(keys.process_restarts())
-    indexed, bridge_raw, mqtt, system, in_flight, restarts = pipe.execute()
+    pipe.hgetall(keys.in_flight_owners())
+    indexed, bridge_raw, mqtt, system, in_flight, restarts, owners = pipe.execute()
 
     bridge, bridge_problem = _parse_bridge(bridge_raw)
     configured = [agent.id for agent in settings.agents]
@@ -104,9 +105,13 @@ def read_snapshot(client: redis.Redis, settings: Settings, now: float | None = N
     agent_ids = sorted(set(configured) | set(reported) | set(indexed))
     tools_configured = {agent.id: list(agent.tools) for agent in settings.agents}
     agents = _read_agents(client, keys, agent_ids, tools_configured, taken_at)
+    # A task whose worker stopped beating is not in progress any more: it waits for the visibility
+    # timeout to hand it to another worker. Two missed heartbeats are enough to say so.
+    beating = {w.worker_id for w in workers if w.last_heartbeat >= taken_at - 2.5 * settings.worker_heartbeat_s}
     for member in in_flight:
         agent_id = member.partition(":")[0]
-        if agent_id in agents:
+        owner = owners.get(member)
+        if agent_id in agents and (owner is None or owner in beating):
             agents[agent_id].in_flight += 1
     return Snapshot(
         taken_at=taken_at,

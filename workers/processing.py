@@ -93,6 +93,7 @@ def _deliver(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps,
         visit = deps.ledger.begin(fingerprint)
         if visit.finished:
             log.info("skipped a delivery of a task already answered", extra=log_fields(attempts=visit.attempts))
+            deps.stats.task_settled(agent.id, envelope.task_id)
             return None
         if visit.outcome is not None:
             outcome = Outcome.from_json(visit.outcome)

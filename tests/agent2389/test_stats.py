@@ -225,7 +225,7 @@ class CommandCounter:
 
 def test_a_batch_of_many_tasks_costs_two_commands_per_task_and_a_few_more(keys: Keys) -> None:
     stats, batch = StatsRecorder.__new__(StatsRecorder), StatsBatch()
-    stats._keys = keys
+    stats._keys, stats._owner = keys, "host:1"
     stats._run = lambda record: record(batch)  # type: ignore[method-assign]
     for n in range(50):
         stats.task_received("a")

@@ -5,19 +5,30 @@ from __future__ import annotations
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
 from agent2389.keys import Keys
+from agent2389.settings import Settings
 from tests.e2e.stack import MqttPeer, Process, Stack, write_agent
+from web import inspection
+from web.snapshot import read_snapshot
 
 pytestmark = pytest.mark.slow
 
 
 def conversation() -> str:
     return f"conv-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.1)
 
 
 def start_slow_agent(stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str,
@@ -50,6 +61,34 @@ def test_a_worker_killed_mid_task_loses_nothing_and_answers_once(
     assert all("response" in body for _, body, _ in answers)
     assert peer.quiet_for(3) == []
     assert recovered_s < 30
+
+
+def test_a_killed_workers_tasks_stop_counting_as_in_progress_at_once_and_end_completed(
+    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str, redis_client: redis.Redis
+) -> None:
+    cid = conversation()
+    slow, doomed = start_slow_agent(stack, peer, config_dir, mqtt_url, unique_id, 4, cid)
+    settings = Settings(redis_url=stack.redis_url, key_prefix=stack.key_prefix)
+
+    def in_progress() -> int:
+        return sum(q["in_progress"] for q in inspection.queues(read_snapshot(redis_client, settings))
+                   if q["agent"] == slow)
+
+    sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(3)}
+    wait_until(lambda: in_progress() == 3, 15, "three tasks are in progress")
+    doomed.signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: in_progress() == 0, 15, "the dead worker's tasks are no longer in progress")
+    assert time.monotonic() - killed_at < 3 * settings.worker_heartbeat_s + 2
+    stack.worker()
+    answers = peer.expect(3, timeout_s=40)
+    assert {body["task_id"] for _, body, _ in answers} == sent
+
+    def states() -> set[str]:
+        rows = inspection.tasks(redis_client, Keys(stack.key_prefix), inspection.TaskQuery(agent=slow))
+        return {row["state"] for row in rows}
+
+    wait_until(lambda: states() == {"completed"} and in_progress() == 0, 5, "every task is recorded completed")
 
 
 def test_a_task_published_while_the_bridge_is_down_is_answered_when_it_returns(

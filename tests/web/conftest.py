@@ -36,7 +36,8 @@ class System:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.keys = keys
-        self.stats = StatsRecorder(client, keys)
+        # The tasks it starts are run by worker w1 (System.worker("w1")): in progress while w1 beats.
+        self.stats = StatsRecorder(client, keys, owner="w1")
         self.presence = Presence(client, keys, ttl_s=10.0)
 
     def bridge(self, connected: bool = True, subscribed: bool = True, agents: tuple[str, ...] = AGENTS,

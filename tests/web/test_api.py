@@ -44,6 +44,18 @@ def test_queues_show_what_waits_and_who_consumes_it(client: FlaskClient, system:
     assert queues["writer"]["length"] == 0
 
 
+def test_a_task_stops_counting_as_in_progress_two_heartbeats_after_its_worker_stopped_beating(
+    client: FlaskClient, system: System, settings: Settings
+) -> None:
+    system.worker("w1", agents=("echo",))
+    system.stats.task_started("echo", "t1", "c", 1)
+    assert client.get("/api/queues").get_json()["queues"][0]["in_progress"] == 1
+    system.worker("w1", agents=("echo",), age_s=2.5 * settings.worker_heartbeat_s + 0.5)
+    queues = {q["agent"]: q for q in client.get("/api/queues").get_json()["queues"]}
+    assert queues["echo"]["in_progress"] == 0
+    assert client.get("/metrics").get_json()["tasks"]["tasks_processing"] == 0
+
+
 def test_agents_show_status_workers_throughput_and_error_rate(client: FlaskClient, system: System) -> None:
     system.healthy()
     for i in range(3):

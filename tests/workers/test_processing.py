@@ -188,3 +188,36 @@ def test_revoking_a_task_already_answered_publishes_nothing_more(redis_client: r
     outcome = cancel(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent))
     assert len(sent.sent) == 1 and "response" in sent.sent[0][1]
     assert outcome is None and describe(outcome) == "duplicate: answered before"
+
+
+def test_a_redelivery_of_a_task_whose_worker_died_after_answering_ends_completed_and_not_in_progress(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    wire = task()
+    # The dead worker: it started the task and published the answer, but its finish never reached the stats.
+    StatsRecorder(redis_client, keys).task_started("a", wire["task_id"], "c", 1)
+    ledger = TaskLedger(redis_client, keys)
+    fingerprint = TaskEnvelope.model_validate(wire).pipeline_fingerprint()
+    ledger.begin(fingerprint)
+    ledger.finish(fingerprint, failed=False)
+    sent = Recorder()
+    assert process(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent)) is None
+    assert sent.sent == []
+    events = [json.loads(e) for e in redis_client.lrange(keys.task_timeline(wire["task_id"]), 0, -1)]
+    assert [e["event"] for e in events] == ["started", "completed"]
+    assert redis_client.zcard(keys.in_flight()) == 0
+    assert redis_client.hget(keys.agent_stats("a"), "tasks_completed") == "1"
+
+
+def test_a_redelivery_of_a_task_whose_finish_was_recorded_is_not_counted_twice(
+    redis_client: redis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    wire = task()
+    sent = Recorder()
+    process(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent))
+    assert process(AGENT, wire, deps(redis_client, key_prefix, EchoRunner(AGENT), sent)) is None
+    events = [json.loads(e)["event"] for e in redis_client.lrange(keys.task_timeline(wire["task_id"]), 0, -1)]
+    assert events == ["started", "completed"]
+    assert redis_client.hget(keys.agent_stats("a"), "tasks_completed") == "1"
