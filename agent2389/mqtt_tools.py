@@ -14,13 +14,16 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
+from agent2389.addresses import broker_address
 from agent2389.config import MqttSection
 from agent2389.config_loader import load_agents
 from agent2389.errors import ConfigError
 from agent2389.mqtt import connect_options, make_client, wait_for_puback
-from agent2389.topics import input_topic, require_agent_id, require_conversation_id
+from agent2389.topics import input_topic, require_agent_id, require_conversation_id, status_topic
 
 Received = tuple[str, bytes, bool]
+# A broker sends a retained message right after the SUBACK; none by then means there is none.
+RETAINED_STATUS_WAIT_S = 1.0
 
 
 def broker_settings(args: argparse.Namespace) -> MqttSection:
@@ -91,19 +94,58 @@ def build_envelope(args: argparse.Namespace) -> dict[str, Any]:
 def run_inject(args: argparse.Namespace) -> int:
     envelope = build_envelope(args)
     inbox: queue.Queue[Received] = queue.Queue()
+    agent_id, mqtt = args.agent, broker_settings(args)
     waiting = [f"/conversations/{envelope['conversation_id']}/+"] if args.wait else []
-    client = connect(broker_settings(args), inbox, waiting)
+    client = connect(mqtt, inbox, [status_topic(agent_id), *waiting])
+    started = time.monotonic()
     try:
+        if not _agent_ready(inbox, agent_id, mqtt, args.wait):
+            return 1
         info = client.publish(envelope["topic"], json.dumps(envelope), qos=1)
         if not wait_for_puback(info, 10):
             print("agent2389 inject: the broker did not acknowledge the task", file=sys.stderr)
             return 1
         print(f"sent task {envelope['task_id']} to {envelope['topic']} (conversation "
               f"{envelope['conversation_id']})", file=sys.stderr)
-        return _await_answer(inbox, envelope["task_id"], args.wait, args.json) if args.wait else 0
+        if not args.wait:
+            return 0
+        return _await_answer(inbox, envelope["task_id"], args.wait - (time.monotonic() - started), args.json)
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _agent_ready(inbox: queue.Queue[Received], agent_id: str, mqtt: MqttSection, wait_s: float | None) -> bool:
+    """Whether the agent's retained status says ``available`` (waiting up to ``wait_s`` for it); says why not."""
+    status = _next_status(inbox, RETAINED_STATUS_WAIT_S)
+    if status == "available":
+        return True
+    state = (f"no agent {agent_id!r} has announced itself on {broker_address(mqtt)} (no status on "
+             f"{status_topic(agent_id)})" if status is None else f"agent {agent_id!r} is {status}")
+    if not wait_s:
+        print(f"agent2389 inject: {state}; nothing sent (--wait S waits for it)", file=sys.stderr)
+        return False
+    print(f"agent2389 inject: {state}; waiting up to {wait_s:g} s for it to become available", file=sys.stderr)
+    deadline = time.monotonic() + wait_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        if _next_status(inbox, remaining) == "available":
+            return True
+    print(f"agent2389 inject: agent {agent_id!r} did not become available within {wait_s:g} s; nothing sent",
+          file=sys.stderr)
+    return False
+
+
+def _next_status(inbox: queue.Queue[Received], timeout_s: float) -> str | None:
+    """The next status message's ``status`` within ``timeout_s`` (only status topics are subscribed yet)."""
+    try:
+        _topic, payload, _ = inbox.get(timeout=timeout_s)
+    except queue.Empty:
+        return None
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return "unreadable"
+    return str(body.get("status")) if isinstance(body, dict) else "unreadable"
 
 
 def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw: bool) -> int:
