@@ -125,7 +125,7 @@ def presence_families(snapshot: Snapshot) -> Iterator[Metric]:
 
 
 def process_families(snapshot: Snapshot) -> Iterator[Metric]:
-    """Memory and CPU of every live process (as each last reported), for the runbook's resource panels."""
+    """Memory and CPU of every live process (as each last reported), and restarts by `agent2389 up`."""
     memory = GaugeMetricFamily("agent2389_process_resident_memory_bytes", "Resident memory of the process",
                                labels=["role", "process"])
     cpu = CounterMetricFamily("agent2389_process_cpu_seconds", "CPU time the process used",
