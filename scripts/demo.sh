@@ -12,12 +12,18 @@ UP=$!
 trap 'kill -INT $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT
 
 echo "starting agent2389 (logs: $LOG) ..."
-for _ in $(seq 1 60); do
-  if curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $UP 2>/dev/null; then echo "agent2389 up exited; see $LOG" >&2; exit 1; fi
+# `up` says "agent2389 is up" only once its own web app reports the system ready; asking the port
+# directly could reach another program that holds it.
+for _ in $(seq 1 120); do
+  if grep -q "agent2389 is up" "$LOG"; then break; fi
+  if ! kill -0 $UP 2>/dev/null; then
+    # Its one-line reason (a port in use, a configuration error), else where to look.
+    grep -h "^agent2389 up: " "$LOG" >&2 || echo "agent2389 up exited; see $LOG" >&2
+    exit 1
+  fi
   sleep 0.5
 done
-curl -sf "http://127.0.0.1:$PORT/ready" >/dev/null || { echo "agent2389 did not become ready; see $LOG" >&2; exit 1; }
+grep -q "agent2389 is up" "$LOG" || { echo "agent2389 did not become ready; see $LOG" >&2; exit 1; }
 
 echo '$ agent2389 inject --agent echo "hello, agent" --wait 10'
 "$BIN/agent2389" inject --config config/examples/echo --agent echo "hello, agent" --wait 10
