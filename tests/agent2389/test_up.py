@@ -146,6 +146,8 @@ def test_without_mosquitto_up_embeds_amqtt_and_everything_speaks_mqtt_3_1_1(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "old protocol"
     assert "EMBEDDED amqtt (MQTT 3.1.1)" in (tmp_path / "up.log").read_text()
+    # The bridge says at start-up what MQTT 3.1.1 cannot do for retained tasks.
+    assert "MQTT 3.1.1 cannot keep the retain flag" in (tmp_path / "up.log").read_text()
     assert up.stop() == 0
 
 
