@@ -148,7 +148,8 @@ def _inject_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruction", help="the task's instruction")
     parser.add_argument("--conversation-id", metavar="C", help="conversation id (default: a new one)")
     parser.add_argument("--next", metavar="B,C", help="agents that process the answer in turn (a pipeline)")
-    parser.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds and print the answer")
+    parser.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds (for the agent to be "
+                        "available, then for the answer) and print the answer")
     parser.add_argument("--json", action="store_true", help="print the answer as the raw JSON message")
 
 
@@ -172,9 +173,11 @@ def run_up(args: argparse.Namespace) -> int:
 COMMANDS = [
     Command("validate", "check agent configuration files and report every problem", _validate_arguments,
             "agent2389.cli:run_validate"),
-    Command("up", "run the bridge, workers and web app in the foreground (development and demos)",
+    Command("up", "run the bridge, workers and web app in the foreground, restarting any that dies "
+            "(development and demos)",
             _up_arguments, "agent2389.cli:run_up"),
-    Command("inject", "publish a task to an agent and, with --wait, print its answer", _inject_arguments,
+    Command("inject", "publish a task to an agent that announced itself available and, with --wait, print its "
+            "answer", _inject_arguments,
             "agent2389.mqtt_tools:run_inject"),
     Command("monitor", "print agents' status, input, progress and conversation traffic as it happens",
             _monitor_arguments, "agent2389.mqtt_tools:run_monitor"),
