@@ -143,9 +143,10 @@ class StatsRecorder:
         self._run(record)
 
     def task_settled(self, agent_id: str, task_id: str) -> None:
-        """A delivery found already answered: the worker that answered it died before acknowledging it, and
-        maybe before its stats were written. Make the task's record and the in-flight set say it is done,
-        counting it only if that worker's finish never arrived."""
+        """A delivery found already answered: the worker that answered it may have died before its stats
+        were written. Make the task's record and the in-flight set say it is done. The counters are left
+        alone: another live worker's finish may still be on its way, and a task must never count twice."""
+        self.flush()  # this process's own finish of the task, if it is still queued here
         try:
             timeline = self._redis.lrange(self._keys.task_timeline(task_id), 0, -1)
         except redis.RedisError as exc:
@@ -159,14 +160,8 @@ class StatsRecorder:
             batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
             batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
             batch.delete_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id))
-            if recorded:
-                return
-            batch.incr(key, "tasks_completed")
-            batch.set_field(key, "last_finished", now)
-            minute = self._keys.minute_stats(agent_id, int(now // 60))
-            batch.incr(minute, "completed")
-            batch.expire(minute, MINUTE_STATS_TTL_S)
-            self._event(batch, task_id, agent_id, "completed", recovered=True)
+            if not recorded:
+                self._event(batch, task_id, agent_id, "completed", recovered=True)
 
         self._run(record)
 
