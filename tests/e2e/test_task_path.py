@@ -39,6 +39,23 @@ def test_a_retained_task_is_ignored(stack: Stack, peer: MqttPeer, agents: dict[s
         peer.publish(topic, b"", retain=True)
 
 
+def test_a_task_published_retained_while_the_bridge_listens_is_ignored_too(running: Stack, peer: MqttPeer,
+                                                                          agents: dict[str, str]) -> None:
+    cid = conversation()
+    peer.subscribe(f"/conversations/{cid}/#")
+    topic = f"/control/agents/{agents['a']}/input"
+    stale = {"task_id": str(uuid.uuid4()), "conversation_id": cid, "topic": topic, "input": "x"}
+    # Without Retain As Published the broker would clear the flag on its way to a live subscriber.
+    peer.publish(topic, stale, retain=True)
+    try:
+        task = peer.send_task(agents["a"], cid, "fresh")
+        [(_, body, _)] = peer.expect(1)
+        assert body["task_id"] == task["task_id"]
+        assert peer.quiet_for(1) == []
+    finally:
+        peer.publish(topic, b"", retain=True)
+
+
 def test_an_oversized_task_is_rejected_without_a_reply_and_the_next_is_answered(
     running: Stack, peer: MqttPeer, agents: dict[str, str]
 ) -> None:
