@@ -48,7 +48,13 @@ def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
         return 1
     app = create_celery(settings)
     register_tasks(app, runtime)
-    worker_ready.connect(lambda sender, **kwargs: runtime.start(consumer=sender), weak=False)
+
+    def ready(sender: object, **kwargs: object) -> None:
+        # Only now: Celery has reached Redis and consumes the queues (before, it may still be retrying).
+        log.info("worker serving %s with %d threads", ", ".join(serving), concurrency)
+        runtime.start(consumer=sender)
+
+    worker_ready.connect(ready, weak=False)
     # SIGTERM is Celery's warm shutdown, which waits for every task however long it runs; hand back what
     # is still running after SOFT_SHUTDOWN_S, well within the orchestrator's grace period.
     worker_shutting_down.connect(
@@ -66,7 +72,6 @@ def run(settings: Settings, concurrency: int = DEFAULT_CONCURRENCY) -> int:
         loglevel=settings.log_level,
         quiet=True,
     )
-    log.info("worker serving %s with %d threads", ", ".join(serving), concurrency)
     try:
         worker.start()
     finally:

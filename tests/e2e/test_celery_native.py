@@ -157,8 +157,8 @@ def test_revoking_or_terminating_a_running_task_changes_nothing_and_says_so(
     assert answer["response"] and answer["task_id"] == task_id
     assert peer.quiet_for(1) == []
     worker = stack.processes[0]
-    assert worker.logged("not stopped and will be answered")
-    assert worker.logged("terminate refused")
+    wait_until(lambda: worker.logged("not stopped and will be answered") and worker.logged("terminate refused"), 10,
+               "the worker did not log that the running task is not stopped")
 
 
 def test_growing_a_workers_pool_is_refused_with_a_clear_reply(stack: Stack, peer: MqttPeer,
@@ -166,7 +166,7 @@ def test_growing_a_workers_pool_is_refused_with_a_clear_reply(stack: Stack, peer
     start(stack, peer, agents["a"])
     grow = celery(stack, "control", "pool_grow", "2")
     assert "threads pool has a fixed size" in grow.stdout + grow.stderr
-    assert stack.processes[0].logged("pool_grow 2 refused")
+    wait_until(lambda: stack.processes[0].logged("pool_grow 2 refused"), 10, "the worker did not log the refusal")
 
 
 def test_celery_purge_empties_an_agents_queue_for_good(
