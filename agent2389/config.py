@@ -70,6 +70,16 @@ class MqttSection(_Section):
                 self.password_env)
 
 
+class PriceTable(_Section):
+    """What one million tokens of each kind cost, in ``currency`` (Anthropic publishes these per model)."""
+
+    currency: str = Field(default="USD", min_length=1, max_length=8)
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)  # default: input price x 1.25
+    cache_read_per_mtok: float | None = Field(default=None, ge=0)  # default: input price x 0.1
+
+
 class LlmSection(_Section):
     provider: Literal["anthropic", "echo", "openai"] = "anthropic"
     model: str = "claude-sonnet-5-5"
@@ -81,6 +91,11 @@ class LlmSection(_Section):
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_retries: int = Field(default=2, ge=0, le=10)
     delay_s: float = Field(default=0.0, ge=0, le=600)
+    # Fleet-scale operation (docs/llm.md): Anthropic prompt caching, prices for cost accounting, and the
+    # limits every worker shares through Redis.
+    prompt_caching: bool = True
+    price: PriceTable | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
 
 
 class BudgetSection(_Section):

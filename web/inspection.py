@@ -15,6 +15,7 @@ import redis
 from agent2389.keys import Keys, queue_name
 from web.aggregate import RECENT_MINUTES, recent
 from web.snapshot import Snapshot
+from web.usage import llm_usage
 
 # Events that move a task from one state to the next; any other event (llm_call, tool_call, …) is a
 # step inside the current state.
@@ -90,6 +91,7 @@ def agents(snapshot: Snapshot) -> list[dict[str, Any]]:
                 sum(r.minutes.get(int(snapshot.taken_at // 60) - back, {}).values())
                 for back in reversed(range(15))
             ],
+            "llm": llm_usage(r.models, r.stats, r.usage),
         })
     return rows
 

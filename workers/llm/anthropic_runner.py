@@ -17,9 +17,11 @@ from anthropic.types import Message, MessageParam, ToolParam, ToolResultBlockPar
 from agent2389.config import AgentConfig
 from agent2389.errors import LLMError
 from agent2389.stats import StatsRecorder
+from agent2389.usage import cost
 from workers.llm.anthropic_client import llm_error, make_client
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget
+from workers.llm.caching import system_param, token_usage, tools_param
 from workers.llm.prompt import user_turn
 from workers.tools.executor import ToolCall, ToolExecutor, ToolOutcome
 
@@ -54,10 +56,7 @@ class AnthropicRunner:
     def run(self, request: TaskRequest) -> str:
         client = self._get_client()
         self._tools.start()
-        tools: list[ToolParam] = [
-            {"name": d["name"], "description": d["description"], "input_schema": d["parameters"]}
-            for d in self._tools.descriptions
-        ]
+        tools = tools_param(self._tools.descriptions, self._llm)
         messages: list[MessageParam] = [{"role": "user", "content": user_turn(request)}]
         budget = Budget(self._agent.budget)
         while True:
@@ -96,7 +95,7 @@ class AnthropicRunner:
                 model=self._llm.model,
                 max_tokens=self._llm.max_tokens,
                 messages=messages,
-                system=self._llm.system_prompt or anthropic.omit,
+                system=system_param(self._llm) or anthropic.omit,
                 tools=tools or anthropic.omit,
             )
         except Exception as exc:
@@ -105,9 +104,15 @@ class AnthropicRunner:
             log.warning("LLM call failed: %s", error)
             raise error from None
         duration = time.monotonic() - started
-        self._record(task_id, duration, response.usage.input_tokens, response.usage.output_tokens)
-        log.info("LLM call: %s, %d+%d tokens, %.3f s", response.stop_reason, response.usage.input_tokens,
-                 response.usage.output_tokens, duration)
+        usage = token_usage(response.usage)
+        self._record(task_id, duration, usage.input_tokens, usage.output_tokens)
+        if self._stats is not None:
+            price = self._llm.price
+            self._stats.llm_usage(self._agent.id, self._llm.model, usage, cost(usage, price),
+                                  price.currency if price else None)
+        log.info("LLM call: %s, %d+%d tokens (cache: %d read, %d written), %.3f s", response.stop_reason,
+                 usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                 duration)
         return response
 
     def _record(self, task_id: str, duration_s: float, input_tokens: int, output_tokens: int,
