@@ -35,6 +35,9 @@ class FakeAnthropic(ScriptedAPI):
         self.cache = PromptCache()
         # The usage of every message the fake answered, as it reported it.
         self.usages: list[dict[str, int]] = []
+        # Message requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def llm_config(self, **overrides: Any) -> dict[str, Any]:
         """An ``[llm]`` table that points the anthropic provider at this server."""
@@ -53,7 +56,14 @@ class FakeAnthropic(ScriptedAPI):
         problem = request_problem(body, headers.get("anthropic-version", ""))
         if problem:
             return 400, {}, error_body(400, problem)
-        reply = self.next_reply(body)
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            reply = self.next_reply(body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         if reply is None:
             return 503, {}, error_body(503, "fake: shutting down")
         if isinstance(reply, Failure):

@@ -7,19 +7,22 @@ from agent2389.errors import ConfigError
 from agent2389.stats import StatsRecorder
 from workers.llm.base import Runner, TaskRequest
 from workers.llm.echo import EchoRunner
+from workers.llm.limiter import FleetLimits
 
-__all__ = ["Runner", "TaskRequest", "build_runner"]
+__all__ = ["FleetLimits", "Runner", "TaskRequest", "build_runner"]
 
 
-def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None) -> Runner:
-    """The runner for ``agent``'s configured provider (not yet verified: call ``verify``)."""
+def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None, limits: FleetLimits | None = None) -> Runner:
+    """The runner for ``agent``'s configured provider (not yet verified: call ``verify``); with ``limits``
+    it obeys the fleet-wide ``[llm]`` limits (anthropic)."""
     if agent.llm.provider == "echo":
         return EchoRunner(agent)
     if agent.llm.provider == "anthropic":
         # Imported here: an SDK takes seconds to import, and agents that do not use it never need it.
         from workers.llm.anthropic_runner import AnthropicRunner
 
-        return AnthropicRunner(agent, stats)
+        limiter = limits.limiter(agent.id, agent.llm.max_concurrency, stats) if limits else None
+        return AnthropicRunner(agent, stats, limiter=limiter)
     if agent.llm.provider == "openai":
         from workers.llm.openai_runner import OpenAIRunner
 

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import anthropic
+import httpx2
 from anthropic.types import Message, MessageParam, ToolParam, ToolResultBlockParam
 
 from agent2389.config import AgentConfig
@@ -22,6 +23,8 @@ from workers.llm.anthropic_client import llm_error, make_client
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget
 from workers.llm.caching import system_param, token_usage, tools_param
+from workers.llm.limiter import FleetLimiter
+from workers.llm.policy import retry_after_s
 from workers.llm.prompt import user_turn
 from workers.tools.executor import ToolCall, ToolExecutor, ToolOutcome
 
@@ -31,8 +34,9 @@ MODELS_PAGE_SIZE = 1000
 
 class AnthropicRunner:
     def __init__(self, agent: AgentConfig, stats: StatsRecorder | None = None,
-                 tools: ToolExecutor | None = None) -> None:
+                 tools: ToolExecutor | None = None, limiter: FleetLimiter | None = None) -> None:
         self._agent = agent
+        self._limiter = limiter
         self._llm = agent.llm
         self._stats = stats
         self._tools = tools or ToolExecutor(agent, stats)
@@ -76,6 +80,8 @@ class AnthropicRunner:
 
     def close(self) -> None:
         self._tools.close()
+        if self._limiter is not None:
+            self._limiter.close()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
@@ -84,11 +90,24 @@ class AnthropicRunner:
     def _get_client(self) -> anthropic.Anthropic:
         with self._client_lock:
             if self._client is None:
-                self._client = make_client(self._llm)
+                self._client = make_client(self._llm, [self._back_off_on_429])
             return self._client
+
+    def _back_off_on_429(self, response: httpx2.Response) -> None:
+        if response.status_code == 429 and self._limiter is not None:
+            wait = retry_after_s(response.headers)
+            if wait:
+                self._limiter.pause(wait)
 
     def _create(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
                 task_id: str) -> Message:
+        if self._limiter is None:
+            return self._call(client, messages, tools, task_id)
+        with self._limiter.slot():
+            return self._call(client, messages, tools, task_id)
+
+    def _call(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
+              task_id: str) -> Message:
         started = time.monotonic()
         try:
             response = client.messages.create(
