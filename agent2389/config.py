@@ -96,6 +96,11 @@ class LlmSection(_Section):
     prompt_caching: bool = True
     price: PriceTable | None = None
     max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+    input_tokens_per_minute: int | None = Field(default=None, ge=1, le=10_000_000_000)
+    output_tokens_per_minute: int | None = Field(default=None, ge=1, le=10_000_000_000)
+    # Agents that share an API key share its limits: give them the same scope (default: the agent's id).
+    limit_scope: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 class BudgetSection(_Section):

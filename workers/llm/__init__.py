@@ -21,7 +21,7 @@ def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None, limits:
         # Imported here: an SDK takes seconds to import, and agents that do not use it never need it.
         from workers.llm.anthropic_runner import AnthropicRunner
 
-        limiter = limits.limiter(agent.id, agent.llm.max_concurrency, stats) if limits else None
+        limiter = limits.limiter(agent.id, agent.llm, stats) if limits else None
         return AnthropicRunner(agent, stats, limiter=limiter)
     if agent.llm.provider == "openai":
         from workers.llm.openai_runner import OpenAIRunner

@@ -124,6 +124,9 @@ class AnthropicRunner:
             raise error from None
         duration = time.monotonic() - started
         usage = token_usage(response.usage)
+        if self._limiter is not None:
+            # Anthropic counts cache writes, not cache reads, against the input tokens per minute.
+            self._limiter.spent(usage.input_tokens + usage.cache_write_tokens, usage.output_tokens)
         self._record(task_id, duration, usage.input_tokens, usage.output_tokens)
         if self._stats is not None:
             price = self._llm.price

@@ -24,9 +24,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import redis
 
+from agent2389.config import LlmSection
 from agent2389.keys import Keys
 from agent2389.stats import StatsRecorder
 from workers.llm import limiter_scripts as scripts
@@ -38,17 +40,47 @@ RENEW_S = 2.0
 POLL_S = 1.0
 STALE_S = 5.0  # a waiter that has not asked for this long is dropped from the queue
 MAX_PAUSE_S = 60.0
+UNLIMITED = 1_000_000_000  # slots when only per-minute limits are set
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The ``[llm]`` limits of one scope; None is no limit. ``window_s`` is one minute but in tests."""
+
+    max_concurrency: int | None = None
+    requests_per_minute: int | None = None
+    input_tokens_per_minute: int | None = None
+    output_tokens_per_minute: int | None = None
+    window_s: float = 60.0
+
+    @classmethod
+    def of(cls, llm: LlmSection) -> Limits:
+        return cls(llm.max_concurrency, llm.requests_per_minute, llm.input_tokens_per_minute,
+                   llm.output_tokens_per_minute)
+
+    @property
+    def any(self) -> bool:
+        return any((self.max_concurrency, self.requests_per_minute, self.input_tokens_per_minute,
+                    self.output_tokens_per_minute))
+
+    def script_args(self) -> list[int]:
+        """ARGV[2..8] of the scripts: slots, lease, staleness, window and the per-window limits."""
+        return [self.max_concurrency or UNLIMITED, int(LEASE_S * 1000), int(STALE_S * 1000),
+                int(self.window_s * 1000), self.requests_per_minute or 0, self.input_tokens_per_minute or 0,
+                self.output_tokens_per_minute or 0]
 
 
 class FleetLimiter:
-    def __init__(self, client: redis.Redis, keys: Keys, scope: str, max_concurrency: int,
+    def __init__(self, client: redis.Redis, keys: Keys, scope: str, limits: Limits | int,
                  stats: StatsRecorder | None = None, agent_id: str | None = None) -> None:
         self._redis = client
         self._scope = scope
         self._agent_id = agent_id or scope
-        self._limit = max_concurrency
+        self._limits = limits if isinstance(limits, Limits) else Limits(max_concurrency=limits)
+        self._args = self._limits.script_args()
         self._stats = stats
-        self._keys = [keys.llm_limit(scope, part) for part in ("holders", "waiters", "seen", "pause")]
+        self._keys = [keys.llm_limit(scope, part) for part in ("holders", "waiters", "seen", "pause", "requests",
+                                                              "input_tokens", "output_tokens")]
         self._channel = keys.llm_limit(scope, "granted")
         self._id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._counter = itertools.count(1)
@@ -60,6 +92,7 @@ class FleetLimiter:
         self._release = client.register_script(scripts.RELEASE)
         self._renew = client.register_script(scripts.RENEW)
         self._pause = client.register_script(scripts.PAUSE)
+        self._tokens = client.register_script(scripts.TOKENS)
         self._threads = [threading.Thread(target=self._renew_forever, name=f"limiter-renew-{scope}", daemon=True),
                          threading.Thread(target=self._listen_forever, name=f"limiter-grants-{scope}", daemon=True)]
         for thread in self._threads:
@@ -92,6 +125,15 @@ class FleetLimiter:
         except redis.RedisError as exc:
             log.warning("could not pause %s fleet-wide (%s)", self._scope, type(exc).__name__)
 
+    def spent(self, input_tokens: int, output_tokens: int) -> None:
+        """What a call used, for the per-minute token limits (nothing to do without them)."""
+        if not (self._limits.input_tokens_per_minute or self._limits.output_tokens_per_minute):
+            return
+        try:
+            self._tokens(keys=self._keys[5:7], args=[int(self._limits.window_s * 1000), input_tokens, output_tokens])
+        except redis.RedisError as exc:
+            log.warning("could not count LLM tokens for the per-minute limits (%s)", type(exc).__name__)
+
     def close(self) -> None:
         self._stopping.set()
         for thread in self._threads:
@@ -104,8 +146,7 @@ class FleetLimiter:
             self._waiting[member] = event
         try:
             while True:
-                answer = int(self._acquire(keys=self._keys, args=[member, self._limit, int(LEASE_S * 1000),
-                                                                  int(STALE_S * 1000)]))
+                answer = int(self._acquire(keys=self._keys, args=[member, *self._args]))
                 if answer == 1:
                     with self._lock:
                         self._held.add(member)
@@ -124,8 +165,7 @@ class FleetLimiter:
         with self._lock:
             self._held.discard(member)
         try:
-            self._release(keys=self._keys, args=[member, self._limit, int(LEASE_S * 1000), int(STALE_S * 1000),
-                                                 self._channel])
+            self._release(keys=self._keys, args=[member, *self._args, self._channel])
         except redis.RedisError as exc:
             log.warning("could not give an LLM slot back (%s); its lease ends in %.0f s", type(exc).__name__,
                         LEASE_S)
@@ -172,8 +212,9 @@ class FleetLimits:
         self.client = client
         self.keys = keys
 
-    def limiter(self, agent_id: str, max_concurrency: int | None,
-                stats: StatsRecorder | None = None) -> FleetLimiter | None:
-        if max_concurrency is None:
+    def limiter(self, agent_id: str, llm: LlmSection, stats: StatsRecorder | None = None) -> FleetLimiter | None:
+        """The limiter of the agent's scope (its ``limit_scope``, else the agent), if it has any limit."""
+        limits = Limits.of(llm)
+        if not limits.any:
             return None
-        return FleetLimiter(self.client, self.keys, agent_id, max_concurrency, stats)
+        return FleetLimiter(self.client, self.keys, llm.limit_scope or agent_id, limits, stats, agent_id)

@@ -21,7 +21,7 @@ from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Failure, Reply, Text
 from tests.workers.llm.agents import agent_for, task
 from workers.llm.anthropic_runner import AnthropicRunner
-from workers.llm.limiter import LEASE_S, POLL_S, FleetLimiter
+from workers.llm.limiter import LEASE_S, POLL_S, FleetLimiter, Limits
 
 MakeLimiter = Callable[..., FleetLimiter]
 
@@ -30,7 +30,7 @@ MakeLimiter = Callable[..., FleetLimiter]
 def limiter_for(redis_client: redis.Redis, key_prefix: str) -> Iterator[MakeLimiter]:
     made: list[FleetLimiter] = []
 
-    def make(limit: int, scope: str = "researcher", stats: StatsRecorder | None = None) -> FleetLimiter:
+    def make(limit: int | Limits, scope: str = "researcher", stats: StatsRecorder | None = None) -> FleetLimiter:
         limiter = FleetLimiter(redis_client, Keys(key_prefix), scope, limit, stats)
         made.append(limiter)
         return limiter
@@ -171,3 +171,76 @@ def test_a_429_with_retry_after_pauses_the_other_workers_of_the_agent(
     second_at = next(at for at, text in arrivals if text == "second")
     assert answers == {"first": "answered first", "second": "answered second"}
     assert second_at - refused_at >= 1.3
+
+
+def test_requests_per_window_never_exceed_the_limit_across_workers(
+    fake_anthropic: FakeAnthropic, limiter_for: MakeLimiter
+) -> None:
+    arrivals: list[float] = []
+    lock = threading.Lock()
+
+    def respond(request: dict[str, Any]) -> Reply:
+        with lock:
+            arrivals.append(time.monotonic())
+        return Text("ok")
+
+    fake_anthropic.respond(respond)
+    agent = agent_for(fake_anthropic, requests_per_minute=5)
+    limits = Limits(requests_per_minute=5, window_s=2.0)  # a two-second "minute" keeps the test short
+    runners = [AnthropicRunner(agent, limiter=limiter_for(limits)) for _ in range(3)]
+    try:
+        threads = [threading.Thread(target=runners[n % 3].run, args=(task(agent),)) for n in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        for runner in runners:
+            runner.close()
+
+    arrivals.sort()
+    assert len(arrivals) == 12
+    # Redis's clock and this process's differ by well under 50 ms: the tolerance of the check.
+    busiest = max(sum(1 for other in arrivals if at <= other < at + 2.0 - 0.05) for at in arrivals)
+    assert busiest <= 5
+    assert arrivals[-1] - arrivals[0] >= 4.0 - 0.05  # 12 calls at 5 per window need three windows
+
+
+def test_output_tokens_per_window_hold_calls_back_until_the_window_has_room(limiter_for: MakeLimiter) -> None:
+    limiter = limiter_for(Limits(output_tokens_per_minute=100, window_s=2.0))
+    with limiter.slot() as first_wait:
+        limiter.spent(10, 60)
+    with limiter.slot() as second_wait:
+        limiter.spent(10, 60)
+    with limiter.slot() as third_wait:
+        pass
+
+    assert first_wait < 0.2 and second_wait < 0.2
+    # 120 of 100 spent: wait until the first call's second leaves the window (tokens count per whole second)
+    assert 1.0 - 0.05 <= third_wait <= 2.0 + POLL_S
+
+
+def test_agents_that_share_a_scope_share_its_limits(
+    fake_anthropic: FakeAnthropic, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    from workers.llm import FleetLimits
+
+    limits = FleetLimits(redis_client, Keys(key_prefix))
+    first = agent_for(fake_anthropic, max_concurrency=1, limit_scope="team-key")
+    made = [limits.limiter(name, first.llm) for name in ("writer", "reader")]
+    try:
+        assert all(limiter is not None for limiter in made)
+        writer, reader = (limiter for limiter in made if limiter is not None)
+        with writer.slot():
+            waited: list[float] = []
+            thread = threading.Thread(target=lambda: waited.append(reader.slot().__enter__()))
+            thread.start()
+            time.sleep(0.3)
+        thread.join(timeout=5)
+    finally:
+        for limiter in made:
+            if limiter is not None:
+                limiter.close()
+
+    assert waited and waited[0] >= 0.25
+    assert limits.limiter("plain", agent_for(fake_anthropic).llm) is None
