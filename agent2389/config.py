@@ -101,6 +101,7 @@ class LlmSection(_Section):
     output_tokens_per_minute: int | None = Field(default=None, ge=1, le=10_000_000_000)
     # Agents that share an API key share its limits: give them the same scope (default: the agent's id).
     limit_scope: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    daily_token_budget: int | None = Field(default=None, ge=1)
 
 
 class BudgetSection(_Section):

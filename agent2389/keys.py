@@ -73,6 +73,10 @@ class Keys:
         """The fleet-wide LLM limiter's keys (workers/llm/limiter.py) of one agent or API key."""
         return f"{self.prefix}:llmlimit:{scope}:{part}"
 
+    def llm_daily_tokens(self, agent_id: str, day: str) -> str:
+        """Tokens one agent used on one UTC day (YYYY-MM-DD), for ``[llm] daily_token_budget``."""
+        return f"{self.prefix}:llmbudget:{agent_id}:{day}"
+
     def task_timeline(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
 

@@ -22,7 +22,8 @@ def build_runner(agent: AgentConfig, stats: StatsRecorder | None = None, limits:
         from workers.llm.anthropic_runner import AnthropicRunner
 
         limiter = limits.limiter(agent.id, agent.llm, stats) if limits else None
-        return AnthropicRunner(agent, stats, limiter=limiter)
+        daily = limits.daily_budget(agent.id, agent.llm) if limits else None
+        return AnthropicRunner(agent, stats, limiter=limiter, daily_budget=daily)
     if agent.llm.provider == "openai":
         from workers.llm.openai_runner import OpenAIRunner
 

@@ -23,6 +23,7 @@ from workers.llm.anthropic_client import llm_error, make_client
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget
 from workers.llm.caching import system_param, token_usage, tools_param
+from workers.llm.daily_budget import DailyBudget
 from workers.llm.limiter import FleetLimiter
 from workers.llm.policy import retry_after_s
 from workers.llm.prompt import user_turn
@@ -34,9 +35,11 @@ MODELS_PAGE_SIZE = 1000
 
 class AnthropicRunner:
     def __init__(self, agent: AgentConfig, stats: StatsRecorder | None = None,
-                 tools: ToolExecutor | None = None, limiter: FleetLimiter | None = None) -> None:
+                 tools: ToolExecutor | None = None, limiter: FleetLimiter | None = None,
+                 daily_budget: DailyBudget | None = None) -> None:
         self._agent = agent
         self._limiter = limiter
+        self._daily_budget = daily_budget
         self._llm = agent.llm
         self._stats = stats
         self._tools = tools or ToolExecutor(agent, stats)
@@ -101,6 +104,8 @@ class AnthropicRunner:
 
     def _create(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
                 task_id: str) -> Message:
+        if self._daily_budget is not None:
+            self._daily_budget.check()
         if self._limiter is None:
             return self._call(client, messages, tools, task_id)
         with self._limiter.slot():
@@ -124,6 +129,8 @@ class AnthropicRunner:
             raise error from None
         duration = time.monotonic() - started
         usage = token_usage(response.usage)
+        if self._daily_budget is not None:
+            self._daily_budget.spend(usage)
         if self._limiter is not None:
             # Anthropic counts cache writes, not cache reads, against the input tokens per minute.
             self._limiter.spent(usage.input_tokens + usage.cache_write_tokens, usage.output_tokens)

@@ -32,6 +32,7 @@ from agent2389.config import LlmSection
 from agent2389.keys import Keys
 from agent2389.stats import StatsRecorder
 from workers.llm import limiter_scripts as scripts
+from workers.llm.daily_budget import DailyBudget
 
 log = logging.getLogger("agent2389.llm.limiter")
 
@@ -218,3 +219,8 @@ class FleetLimits:
         if not limits.any:
             return None
         return FleetLimiter(self.client, self.keys, llm.limit_scope or agent_id, limits, stats, agent_id)
+
+    def daily_budget(self, agent_id: str, llm: LlmSection) -> DailyBudget | None:
+        if llm.daily_token_budget is None:
+            return None
+        return DailyBudget(self.client, self.keys, agent_id, llm.daily_token_budget)
