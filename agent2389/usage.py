@@ -8,6 +8,7 @@ app adds the buckets up (web/usage.py); both sides use the bucket arithmetic her
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from agent2389.config import PriceTable
 
@@ -55,3 +56,8 @@ def window_buckets(now: float, length_s: int, count: int) -> list[int]:
     """The ``count`` buckets ending with the current one (so "the last hour" is 55 to 60 minutes)."""
     current = bucket(now, length_s)
     return [current - back for back in range(count)]
+
+
+def day_of(unix_s: float) -> str:
+    """The UTC day (YYYY-MM-DD) that ``[llm] daily_token_budget`` counts ``unix_s`` in."""
+    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%d")

@@ -7,7 +7,7 @@ import time
 import pytest
 from flask.testing import FlaskClient
 
-from agent2389.usage import TokenUsage, bucket
+from agent2389.usage import TokenUsage, bucket, day_of
 from tests.web.conftest import System
 
 
@@ -50,7 +50,7 @@ def test_an_agent_without_a_price_table_has_no_currency_and_no_cost(client: Flas
 
     llm = agent_row(client, "echo")
 
-    assert llm["cost"] == 0.0 and llm["currency"] is None
+    assert llm["cost"] == 0.0 and "currency" not in llm
     assert llm["cache_hit_ratio"] == 0.0
 
 
@@ -73,3 +73,11 @@ def test_json_metrics_and_prometheus_count_cache_tokens_cost_and_limiter_waits(
     assert 'agent2389_llm_cost_total{agent="echo",currency="EUR",model="claude-test"} 0.25' in text
     assert 'agent2389_llm_wait_seconds_count{agent="echo"} 2.0' in text
     assert 'agent2389_llm_wait_seconds_sum{agent="echo"} 2.0' in text
+
+
+def test_the_tokens_counted_against_todays_budget_are_shown(client: FlaskClient, system: System) -> None:
+    system.healthy()
+    system.client.set(system.keys.llm_daily_tokens("echo", day_of(time.time())), 12345)
+
+    assert agent_row(client, "echo")["tokens_today"] == 12345
+    assert agent_row(client, "writer")["tokens_today"] == 0

@@ -11,20 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import redis
 
 from agent2389.errors import LLMError
 from agent2389.keys import Keys
-from agent2389.usage import TokenUsage
+from agent2389.usage import TokenUsage, day_of
 
 log = logging.getLogger("agent2389.llm.budget")
 KEEP_S = 2 * 86400
-
-
-def day_of(unix_s: float) -> str:
-    return datetime.fromtimestamp(unix_s, UTC).strftime("%Y-%m-%d")
 
 
 class DailyBudget:
