@@ -81,3 +81,20 @@ def test_the_tokens_counted_against_todays_budget_are_shown(client: FlaskClient,
 
     assert agent_row(client, "echo")["tokens_today"] == 12345
     assert agent_row(client, "writer")["tokens_today"] == 0
+
+
+def test_the_dashboard_shows_tokens_cost_cache_hits_and_limiter_waits_per_agent(
+    client: FlaskClient, system: System
+) -> None:
+    system.healthy()
+    call(system, TokenUsage(100, 40, 300, 60), 0.125, "EUR")
+    system.stats.llm_wait("echo", 0.25)
+
+    html = client.get("/dashboard/panels").get_data(as_text=True)
+
+    table = html[html.index('<table id="llm">'):]
+    row = table[table.index("<td>echo</td>"):table.index("</tr>", table.index("<td>echo</td>"))]
+    assert ">500<" in row  # tokens in the last hour and day
+    assert "0.1250 EUR" in row
+    assert "65.2 %" in row  # 300 cache reads of 460 input tokens (100 uncached, 60 written)
+    assert "250.0 ms" in row
