@@ -3,6 +3,8 @@ of the agent at once than the limit, however many worker threads have its tasks.
 
 from __future__ import annotations
 
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from tests.e2e.stack import MqttPeer, Stack
 from tests.fakes import anthropic_api
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from tests.fakes.anthropic_replies import Delay, Text
+from workers.llm.limiter import LEASE_S, POLL_S
 
 fake_anthropic = anthropic_api.fake_anthropic
 pytestmark = pytest.mark.slow  # three workers import the Anthropic SDK: several seconds each
@@ -58,3 +61,30 @@ def test_three_workers_never_make_more_calls_at_once_than_max_concurrency(
     assert peer.quiet_for(0.5) == []
     assert len(fake_anthropic.message_requests()) == TASKS
     assert fake_anthropic.peak_in_flight == LIMIT
+
+
+def test_a_worker_killed_while_holding_slots_gives_them_back_and_the_rest_finish(
+    stack: Stack, peer: MqttPeer, agents: dict[str, str], fake_anthropic: FakeAnthropic
+) -> None:
+    agent = agents["limited"]
+    fake_anthropic.respond(lambda request: Delay(0.3, Text(f"done: {request['messages'][0]['content']}")))
+    peer.subscribe(f"/control/agents/{agent}/status")
+    workers = [stack.worker() for _ in range(2)]
+    stack.bridge()
+    peer.wait_for_status(agent, "available", timeout_s=40)
+    cid = f"conv-{uuid.uuid4().hex[:8]}"
+    peer.subscribe(f"/conversations/{cid}/#")
+    sent = [peer.send_task(agent, cid, f"task {n}")["task_id"] for n in range(150)]
+    first = peer.expect(5, timeout_s=20)
+
+    workers[0].signal(signal.SIGKILL)
+    # Past the dead worker's leases (6 s) and a waiter's next poll: its slots must be back in use by now.
+    time.sleep(LEASE_S + 2 * POLL_S)
+    with fake_anthropic._lock:
+        fake_anthropic.peak_in_flight = fake_anthropic.in_flight
+
+    rest = peer.expect(len(sent) - len(first), timeout_s=50)
+    answered = [body["task_id"] for _, body, _ in first + rest]
+    assert sorted(answered) == sorted(sent)
+    assert peer.quiet_for(1.0) == []
+    assert fake_anthropic.peak_in_flight == LIMIT  # all five slots in use again: none was lost with the worker
