@@ -63,6 +63,7 @@ def test_three_workers_never_make_more_calls_at_once_than_max_concurrency(
     assert fake_anthropic.peak_in_flight == LIMIT
 
 
+@pytest.mark.timeout(120)
 def test_a_worker_killed_while_holding_slots_gives_them_back_and_the_rest_finish(
     stack: Stack, peer: MqttPeer, agents: dict[str, str], fake_anthropic: FakeAnthropic
 ) -> None:
@@ -83,8 +84,11 @@ def test_a_worker_killed_while_holding_slots_gives_them_back_and_the_rest_finish
     with fake_anthropic._lock:
         fake_anthropic.peak_in_flight = fake_anthropic.in_flight
 
-    rest = peer.expect(len(sent) - len(first), timeout_s=50)
-    answered = [body["task_id"] for _, body, _ in first + rest]
-    assert sorted(answered) == sorted(sent)
-    assert peer.quiet_for(1.0) == []
+    answered = [body["task_id"] for _, body, _ in first]
+    while set(answered) != set(sent):
+        answered += [body["task_id"] for _, body, _ in peer.expect(1, timeout_s=50)]
+    answered += [body["task_id"] for _, body, _ in peer.quiet_for(1.0)]
     assert fake_anthropic.peak_in_flight == LIMIT  # all five slots in use again: none was lost with the worker
+    # Every task answered; at most the answers the killed worker had just published come twice, the
+    # known duplicate of a worker killed between its PUBACK and its ledger (docs/reliability.md).
+    assert len(answered) - len(sent) <= LIMIT
