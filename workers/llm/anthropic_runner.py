@@ -12,20 +12,18 @@ import time
 from typing import Any
 
 import anthropic
-import httpx2
 from anthropic.types import Message, MessageParam, ToolParam, ToolResultBlockParam
 
 from agent2389.config import AgentConfig
 from agent2389.errors import LLMError
 from agent2389.stats import StatsRecorder
-from agent2389.usage import cost
 from workers.llm.anthropic_client import llm_error, make_client
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget
 from workers.llm.caching import system_param, token_usage, tools_param
 from workers.llm.daily_budget import DailyBudget
+from workers.llm.fleet import FleetControls
 from workers.llm.limiter import FleetLimiter
-from workers.llm.policy import retry_after_s
 from workers.llm.prompt import user_turn
 from workers.tools.executor import ToolCall, ToolExecutor, ToolOutcome
 
@@ -38,8 +36,7 @@ class AnthropicRunner:
                  tools: ToolExecutor | None = None, limiter: FleetLimiter | None = None,
                  daily_budget: DailyBudget | None = None) -> None:
         self._agent = agent
-        self._limiter = limiter
-        self._daily_budget = daily_budget
+        self._fleet = FleetControls(agent, stats, limiter, daily_budget)
         self._llm = agent.llm
         self._stats = stats
         self._tools = tools or ToolExecutor(agent, stats)
@@ -83,8 +80,7 @@ class AnthropicRunner:
 
     def close(self) -> None:
         self._tools.close()
-        if self._limiter is not None:
-            self._limiter.close()
+        self._fleet.close()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
@@ -93,22 +89,12 @@ class AnthropicRunner:
     def _get_client(self) -> anthropic.Anthropic:
         with self._client_lock:
             if self._client is None:
-                self._client = make_client(self._llm, [self._back_off_on_429])
+                self._client = make_client(self._llm, [self._fleet.on_response])
             return self._client
-
-    def _back_off_on_429(self, response: httpx2.Response) -> None:
-        if response.status_code == 429 and self._limiter is not None:
-            wait = retry_after_s(response.headers)
-            if wait:
-                self._limiter.pause(wait)
 
     def _create(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
                 task_id: str) -> Message:
-        if self._daily_budget is not None:
-            self._daily_budget.check()
-        if self._limiter is None:
-            return self._call(client, messages, tools, task_id)
-        with self._limiter.slot():
+        with self._fleet.call():
             return self._call(client, messages, tools, task_id)
 
     def _call(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
@@ -129,16 +115,8 @@ class AnthropicRunner:
             raise error from None
         duration = time.monotonic() - started
         usage = token_usage(response.usage)
-        if self._daily_budget is not None:
-            self._daily_budget.spend(usage)
-        if self._limiter is not None:
-            # Anthropic counts cache writes, not cache reads, against the input tokens per minute.
-            self._limiter.spent(usage.input_tokens + usage.cache_write_tokens, usage.output_tokens)
         self._record(task_id, duration, usage.input_tokens, usage.output_tokens)
-        if self._stats is not None:
-            price = self._llm.price
-            self._stats.llm_usage(self._agent.id, self._llm.model, usage, cost(usage, price),
-                                  price.currency if price else None)
+        self._fleet.used(usage)
         log.info("LLM call: %s, %d+%d tokens (cache: %d read, %d written), %.3f s", response.stop_reason,
                  usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
                  duration)
