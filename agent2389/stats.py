@@ -157,7 +157,10 @@ class StatsRecorder:
         self._run(record)
 
     def llm_call(self, agent_id: str, model: str, duration_s: float, input_tokens: int, output_tokens: int,
-                 ok: bool, task_id: str | None = None, error: str | None = None) -> None:
+                 ok: bool, task_id: str | None = None, error: str | None = None,
+                 **usage: float | None) -> None:
+        """``usage`` (cache_read_tokens, cache_write_tokens, cost) only joins the task's timeline event; the
+        agent's totals of those are ``llm_usage``'s."""
         def record(batch: StatsBatch) -> None:
             key = self._keys.llm_stats(agent_id, model)
             batch.incr(key, "calls")
@@ -171,7 +174,7 @@ class StatsRecorder:
             if task_id is not None:
                 self._event(batch, task_id, agent_id, "llm_call", model=model, ok=ok,
                             duration_ms=round(duration_s * 1000, 3), input_tokens=input_tokens,
-                            output_tokens=output_tokens, error=error)
+                            output_tokens=output_tokens, error=error, **usage)
 
         self._run(record)
 

@@ -110,23 +110,21 @@ class AnthropicRunner:
             )
         except Exception as exc:
             error = llm_error(exc, self._llm)
-            self._record(task_id, time.monotonic() - started, 0, 0, error=str(error))
+            self._record_failure(task_id, time.monotonic() - started, str(error))
             log.warning("LLM call failed: %s", error)
             raise error from None
         duration = time.monotonic() - started
         usage = token_usage(response.usage)
-        self._record(task_id, duration, usage.input_tokens, usage.output_tokens)
-        self._fleet.used(usage)
+        self._fleet.answered(task_id, duration, usage)
         log.info("LLM call: %s, %d+%d tokens (cache: %d read, %d written), %.3f s", response.stop_reason,
                  usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
                  duration)
         return response
 
-    def _record(self, task_id: str, duration_s: float, input_tokens: int, output_tokens: int,
-                error: str | None = None) -> None:
+    def _record_failure(self, task_id: str, duration_s: float, error: str) -> None:
         if self._stats is not None:
-            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, input_tokens, output_tokens,
-                                 ok=error is None, task_id=task_id, error=error)
+            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, 0, 0, ok=False, task_id=task_id,
+                                 error=error)
 
 
 def final_text(response: Message) -> str:

@@ -43,17 +43,23 @@ class FleetControls:
             if wait:
                 self._limiter.pause(wait)
 
-    def used(self, usage: TokenUsage) -> None:
-        """An answered call's usage: the daily budget, the per-minute token limits, tokens and cost."""
+    def answered(self, task_id: str, duration_s: float, usage: TokenUsage) -> None:
+        """An answered call: its stats (with its tokens and cost on the task's timeline), the daily
+        budget, the per-minute token limits."""
+        price = self._agent.llm.price
+        spent = cost(usage, price)
+        if self._stats is not None:
+            llm = self._agent.llm
+            self._stats.llm_call(self._agent.id, llm.model, duration_s, usage.input_tokens, usage.output_tokens,
+                                 ok=True, task_id=task_id, cache_read_tokens=usage.cache_read_tokens,
+                                 cache_write_tokens=usage.cache_write_tokens,
+                                 cost=round(spent, 8) if price else None)
+            self._stats.llm_usage(self._agent.id, llm.model, usage, spent, price.currency if price else None)
         if self._daily_budget is not None:
             self._daily_budget.spend(usage)
         if self._limiter is not None:
             # Anthropic counts cache writes, not cache reads, against the input tokens per minute.
             self._limiter.spent(usage.input_tokens + usage.cache_write_tokens, usage.output_tokens)
-        if self._stats is not None:
-            price = self._agent.llm.price
-            self._stats.llm_usage(self._agent.id, self._agent.llm.model, usage, cost(usage, price),
-                                  price.currency if price else None)
 
     def close(self) -> None:
         if self._limiter is not None:

@@ -119,21 +119,19 @@ class OpenAIRunner:
             )
         except Exception as exc:
             error = llm_error(exc, self._llm)
-            self._record(task_id, time.monotonic() - started, 0, 0, error=str(error))
+            self._record_failure(task_id, time.monotonic() - started, str(error))
             log.warning("LLM call failed: %s", error)
             raise error from None
         usage = _token_usage(completion)
-        self._record(task_id, time.monotonic() - started, usage.input_tokens, usage.output_tokens)
-        self._fleet.used(usage)
+        self._fleet.answered(task_id, time.monotonic() - started, usage)
         if not completion.choices:
             raise LLMError("the LLM provider answered without a choice")
         return completion
 
-    def _record(self, task_id: str, duration_s: float, input_tokens: int, output_tokens: int,
-                error: str | None = None) -> None:
+    def _record_failure(self, task_id: str, duration_s: float, error: str) -> None:
         if self._stats is not None:
-            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, input_tokens, output_tokens,
-                                 ok=error is None, task_id=task_id, error=error)
+            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, 0, 0, ok=False, task_id=task_id,
+                                 error=error)
 
 
 def _token_usage(completion: ChatCompletion) -> TokenUsage:

@@ -16,6 +16,7 @@ from agent2389.usage import TokenUsage, cost
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.workers.llm.agents import agent_for, task
+from web import inspection
 from workers.llm.anthropic_runner import AnthropicRunner
 
 MakeRunner = Callable[..., AnthropicRunner]
@@ -88,6 +89,11 @@ def test_counted_tokens_and_cost_add_up_to_what_the_api_reported(
     expected_cost = sum(cost(TokenUsage(u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"],
                                         u["cache_creation_input_tokens"]), agent.llm.price) for u in reported)
     assert float(stored["cost"]) == pytest.approx(expected_cost)
+    # Per task, as /api/tasks shows it (the worker's own events add the conversation id).
+    summary = inspection.timeline(redis_client, keys, "task-1")
+    assert summary is not None
+    assert summary["llm_tokens"] == sum(sum(u.values()) for u in reported)
+    assert summary["llm_cost"] == pytest.approx(expected_cost)
 
 
 def test_cache_prices_default_to_anthropics_multipliers_of_the_input_price() -> None:
