@@ -71,6 +71,16 @@ class MqttSection(_Section):
                 self.password_env)
 
 
+class PriceTable(_Section):
+    """What one million tokens of each kind cost, in ``currency`` (Anthropic publishes these per model)."""
+
+    currency: str = Field(default="USD", min_length=1, max_length=8)
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)  # default: input price x 1.25
+    cache_read_per_mtok: float | None = Field(default=None, ge=0)  # default: input price x 0.1
+
+
 class LlmSection(_Section):
     provider: Literal["anthropic", "echo", "openai"] = "anthropic"
     model: str = "claude-sonnet-5-5"
@@ -82,6 +92,17 @@ class LlmSection(_Section):
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_retries: int = Field(default=2, ge=0, le=10)
     delay_s: float = Field(default=0.0, ge=0, le=600)
+    # Fleet-scale operation (docs/llm.md): Anthropic prompt caching, prices for cost accounting, and the
+    # limits every worker shares through Redis.
+    prompt_caching: bool = True
+    price: PriceTable | None = None
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=10_000_000)
+    input_tokens_per_minute: int | None = Field(default=None, ge=1, le=10_000_000_000)
+    output_tokens_per_minute: int | None = Field(default=None, ge=1, le=10_000_000_000)
+    # Agents that share an API key share its limits: give them the same scope (default: the agent's id).
+    limit_scope: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,128}$")
+    daily_token_budget: int | None = Field(default=None, ge=1)
 
 
 class BudgetSection(_Section):

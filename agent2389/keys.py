@@ -73,6 +73,18 @@ class Keys:
         """Tasks finished by ``agent_id`` in one minute (unix time // 60), for recent throughput."""
         return f"{self.prefix}:stats:minute:{agent_id}:{minute}"
 
+    def llm_usage_window(self, agent_id: str, window: str, bucket: int) -> str:
+        """Tokens and cost of one agent in one bucket of a usage window (agent2389.usage.WINDOWS)."""
+        return f"{self.prefix}:stats:llmusage:{agent_id}:{window}:{bucket}"
+
+    def llm_limit(self, scope: str, part: str) -> str:
+        """The fleet-wide LLM limiter's keys (workers/llm/limiter.py) of one agent or API key."""
+        return f"{self.prefix}:llmlimit:{scope}:{part}"
+
+    def llm_daily_tokens(self, agent_id: str, day: str) -> str:
+        """Tokens one agent used on one UTC day (YYYY-MM-DD), for ``[llm] daily_token_budget``."""
+        return f"{self.prefix}:llmbudget:{agent_id}:{day}"
+
     def task_timeline(self, task_id: str) -> str:
         return f"{self.prefix}:task:{task_id}"
 

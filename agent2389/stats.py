@@ -23,6 +23,7 @@ import redis
 
 from agent2389.keys import Keys
 from agent2389.stats_batch import StatsBatch
+from agent2389.usage import WINDOWS, TokenUsage, bucket
 
 log = logging.getLogger("agent2389.stats")
 
@@ -187,7 +188,10 @@ class StatsRecorder:
         self._run(record)
 
     def llm_call(self, agent_id: str, model: str, duration_s: float, input_tokens: int, output_tokens: int,
-                 ok: bool, task_id: str | None = None, error: str | None = None) -> None:
+                 ok: bool, task_id: str | None = None, error: str | None = None,
+                 **usage: float | None) -> None:
+        """``usage`` (cache_read_tokens, cache_write_tokens, cost) only joins the task's timeline event; the
+        agent's totals of those are ``llm_usage``'s."""
         def record(batch: StatsBatch) -> None:
             key = self._keys.llm_stats(agent_id, model)
             batch.incr(key, "calls")
@@ -201,7 +205,44 @@ class StatsRecorder:
             if task_id is not None:
                 self._event(batch, task_id, agent_id, "llm_call", model=model, ok=ok,
                             duration_ms=round(duration_s * 1000, 3), input_tokens=input_tokens,
-                            output_tokens=output_tokens, error=error)
+                            output_tokens=output_tokens, error=error, **usage)
+
+        self._run(record)
+
+    def llm_usage(self, agent_id: str, model: str, usage: TokenUsage, cost: float,
+                  currency: str | None = None) -> None:
+        """Cache tokens and cost of one successful call (``llm_call`` records calls and plain tokens), and
+        all of its usage in the agent's hour and day windows (agent2389.usage)."""
+
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.llm_stats(agent_id, model)
+            batch.incr(key, "cache_read_tokens", usage.cache_read_tokens)
+            batch.incr(key, "cache_write_tokens", usage.cache_write_tokens)
+            batch.add_member(self._keys.models_index(agent_id), model)
+            if currency is not None:
+                batch.incr_float(key, "cost", cost)
+                batch.set_field(key, "currency", currency)
+            for window, length_s, _, ttl_s in WINDOWS:
+                bucket_key = self._keys.llm_usage_window(agent_id, window, bucket(now, length_s))
+                batch.incr(bucket_key, "calls")
+                batch.incr(bucket_key, "input_tokens", usage.input_tokens)
+                batch.incr(bucket_key, "output_tokens", usage.output_tokens)
+                batch.incr(bucket_key, "cache_read_tokens", usage.cache_read_tokens)
+                batch.incr(bucket_key, "cache_write_tokens", usage.cache_write_tokens)
+                if cost:
+                    batch.incr_float(bucket_key, "cost", cost)
+                batch.expire(bucket_key, ttl_s)
+
+        self._run(record)
+
+    def llm_wait(self, agent_id: str, seconds: float) -> None:
+        """A call that waited for the fleet-wide limiter (workers/llm/limiter.py) before it could start."""
+
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, "llm_waits")
+            batch.incr_float(key, "llm_wait_seconds_sum", seconds)
 
         self._run(record)
 

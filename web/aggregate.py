@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from web.snapshot import AgentRecord, Snapshot
+from web.usage import llm_usage
 
 RECENT_MINUTES = 5
 
@@ -90,16 +91,22 @@ def llm_metrics(records: Iterable[AgentRecord]) -> dict[str, Any]:
     for record in records:
         for model, raw in record.models.items():
             into = merged.setdefault(model, {"calls": 0, "failures": 0, "input_tokens": 0, "output_tokens": 0,
-                                             "seconds": 0.0})
-            for name in ("calls", "failures", "input_tokens", "output_tokens"):
+                                             "cache_read_tokens": 0, "cache_write_tokens": 0, "seconds": 0.0,
+                                             "cost": 0.0})
+            for name in ("calls", "failures", "input_tokens", "output_tokens", "cache_read_tokens",
+                         "cache_write_tokens"):
                 into[name] += int(raw.get(name, 0))
             into["seconds"] += float(raw.get("duration_seconds_sum", 0.0))
+            into["cost"] += float(raw.get("cost", 0.0))
     models = {
         model: {
             "calls": int(v["calls"]),
             "failures": int(v["failures"]),
             "input_tokens": int(v["input_tokens"]),
             "output_tokens": int(v["output_tokens"]),
+            "cache_read_tokens": int(v["cache_read_tokens"]),
+            "cache_write_tokens": int(v["cache_write_tokens"]),
+            "cost": round(v["cost"], 6),
             "avg_call_time_ms": round(v["seconds"] * 1000 / v["calls"], 3) if v["calls"] else 0.0,
         }
         for model, v in sorted(merged.items())
@@ -109,6 +116,9 @@ def llm_metrics(records: Iterable[AgentRecord]) -> dict[str, Any]:
         "total_calls": sum(m["calls"] for m in models.values()),
         "total_input_tokens": sum(m["input_tokens"] for m in models.values()),
         "total_output_tokens": sum(m["output_tokens"] for m in models.values()),
+        "total_cache_read_tokens": sum(m["cache_read_tokens"] for m in models.values()),
+        "total_cache_write_tokens": sum(m["cache_write_tokens"] for m in models.values()),
+        "total_cost": round(sum(m["cost"] for m in models.values()), 6),
     }
 
 
@@ -144,6 +154,7 @@ def agent_metrics(snapshot: Snapshot, record: AgentRecord) -> dict[str, Any]:
         "tasks": task_metrics([record], record.count("max_pipeline_depth_reached")),
         "tools": tool_metrics([record]),
         "llm": llm_metrics([record]),
+        "llm_usage": llm_usage(record.models, record.stats, record.usage),
         "queue_length": record.queue_length,
         "workers_online": len(live),
         "max_task_depth": record.count("max_task_depth"),

@@ -15,6 +15,7 @@ import redis
 from agent2389.keys import Keys, queue_name
 from web.aggregate import RECENT_MINUTES, recent
 from web.snapshot import Snapshot
+from web.usage import llm_usage
 
 # Events that move a task from one state to the next; any other event (llm_call, tool_call, …) is a
 # step inside the current state.
@@ -90,6 +91,7 @@ def agents(snapshot: Snapshot) -> list[dict[str, Any]]:
                 sum(r.minutes.get(int(snapshot.taken_at // 60) - back, {}).values())
                 for back in reversed(range(15))
             ],
+            "llm": llm_usage(r.models, r.stats, r.usage),
         })
     return rows
 
@@ -141,8 +143,17 @@ def _hop(ordered: list[dict[str, Any]]) -> dict[str, Any]:
         "duration_ms": finished.get("duration_ms") if finished else None,
         "error_code": finished.get("error_code") if finished else None,
         "llm_calls": sum(1 for e in ordered if e.get("event") == "llm_call"),
+        **_llm_spent([e for e in ordered if e.get("event") == "llm_call"]),
         "tool_calls": sum(1 for e in ordered if e.get("event") == "tool_call"),
     }
+
+
+def _llm_spent(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hop's LLM tokens (all four kinds) and cost (None when the agent has no price table)."""
+    fields = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+    costs = [float(e["cost"]) for e in calls if isinstance(e.get("cost"), int | float)]
+    return {"llm_tokens": sum(int(e.get(name) or 0) for e in calls for name in fields),
+            "llm_cost": round(sum(costs), 8) if costs else None}
 
 
 def _text(value: Any) -> str:

@@ -207,4 +207,27 @@ def llm_families(snapshot: Snapshot) -> Iterator[Metric]:
             tokens.add_metric([*labels, "output"], float(raw.get("output_tokens", 0)))
             duration.add_metric(labels, int(raw.get("calls", 0)), float(raw.get("duration_seconds_sum", 0)))
     yield from (calls, failures, tokens, duration)
+    yield from llm_usage_families(snapshot)
+
+
+def llm_usage_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """Prompt cache tokens, cost (agents with a price table) and the fleet-wide limiter's waits."""
+    cache_read = CounterMetricFamily("agent2389_llm_cache_read_tokens", "Input tokens read from the prompt cache",
+                                     labels=["agent", "model"])
+    cache_write = CounterMetricFamily("agent2389_llm_cache_write_tokens", "Input tokens written to the prompt cache",
+                                      labels=["agent", "model"])
+    spent = CounterMetricFamily("agent2389_llm_cost", "What the LLM calls cost, from the agent's [llm.price]",
+                                labels=["agent", "model", "currency"])
+    wait = SummaryMetricFamily("agent2389_llm_wait_seconds", "Time LLM calls waited for the fleet-wide limiter",
+                               labels=["agent"])
+    for record in snapshot.agents.values():
+        for model, raw in record.models.items():
+            labels = [record.agent_id, model]
+            cache_read.add_metric(labels, float(raw.get("cache_read_tokens", 0)))
+            cache_write.add_metric(labels, float(raw.get("cache_write_tokens", 0)))
+            if raw.get("currency"):
+                spent.add_metric([*labels, raw["currency"]], float(raw.get("cost", 0)))
+        if record.count("llm_waits"):
+            wait.add_metric([record.agent_id], record.count("llm_waits"), record.number("llm_wait_seconds_sum"))
+    yield from (cache_read, cache_write, spent, wait)
 

@@ -20,6 +20,7 @@ from agent2389.keys import Keys, queue_name
 from agent2389.presence import BridgeState, Presence, WorkerInfo
 from agent2389.settings import Settings
 from agent2389.stats import IN_FLIGHT_STALE_S
+from web.usage import read_windows
 
 THROUGHPUT_MINUTES = 15
 
@@ -48,6 +49,8 @@ class AgentRecord:
     in_flight: int = 0
     # unix minute -> {"completed": n, "failed": n}
     minutes: dict[int, dict[str, int]] = field(default_factory=dict)
+    # LLM usage of the last "hour" and "day" (web.usage.read_windows)
+    usage: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def count(self, name: str) -> int:
         return int(float(self.stats.get(name, 0) or 0))
@@ -171,6 +174,8 @@ def _read_agents(client: redis.Redis, keys: Keys, agent_ids: Sequence[str],
         agents[agent_id] = record
     _read_hashes(client, [(r.tools, lambda t, a=r.agent_id: keys.tool_stats(a, t)) for r in agents.values()])
     _read_hashes(client, [(r.models, lambda m, a=r.agent_id: keys.llm_stats(a, m)) for r in agents.values()])
+    for agent_id, windows in read_windows(client, keys, agent_ids, now).items():
+        agents[agent_id].usage = windows
     return agents
 
 

@@ -29,7 +29,7 @@ from agent2389.sanitize import environment_secrets, sanitize_error_message
 from agent2389.settings import Settings
 from agent2389.stats import StatsRecorder
 from agent2389.transport.leases import renew_leases
-from workers.llm import Runner, build_runner
+from workers.llm import FleetLimits, Runner, build_runner
 from workers.processing import Deps, Outcome, cancel, describe, process
 from workers.publisher import Publisher
 
@@ -83,7 +83,7 @@ class WorkerRuntime:
     def _verified_runner(self, agent_id: str) -> Runner | None:
         runner: Runner | None = None
         try:
-            runner = build_runner(self.settings.agent(agent_id), self.stats)
+            runner = build_runner(self.settings.agent(agent_id), self.stats, FleetLimits(self.redis, self.keys))
             runner.verify()
         except Exception as exc:
             reason = sanitize_error_message(str(exc) or type(exc).__name__, self.secrets)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes.anthropic_cache import PromptCache
 from tests.fakes.anthropic_checks import request_problem
 from tests.fakes.anthropic_replies import Failure, error_body, message_body
 from tests.fakes.scripted_api import Answer, Recorded, ScriptedAPI
@@ -31,6 +32,12 @@ class FakeAnthropic(ScriptedAPI):
     def __init__(self, api_key: str = "sk-ant-fake-0123456789abcdef", models: tuple[str, ...] = MODELS) -> None:
         super().__init__(api_key)
         self.models = models
+        self.cache = PromptCache()
+        # The usage of every message the fake answered, as it reported it.
+        self.usages: list[dict[str, int]] = []
+        # Message requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def llm_config(self, **overrides: Any) -> dict[str, Any]:
         """An ``[llm]`` table that points the anthropic provider at this server."""
@@ -49,12 +56,22 @@ class FakeAnthropic(ScriptedAPI):
         problem = request_problem(body, headers.get("anthropic-version", ""))
         if problem:
             return 400, {}, error_body(400, problem)
-        reply = self.next_reply(body)
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            reply = self.next_reply(body)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
         if reply is None:
             return 503, {}, error_body(503, "fake: shutting down")
         if isinstance(reply, Failure):
             return reply.status, reply.headers, error_body(reply.status, reply.message, reply.error_type)
-        return 200, {}, message_body(reply, body)
+        answer = message_body(reply, body, self.cache.usage)
+        with self._lock:
+            self.usages.append(answer["usage"])
+        return 200, {}, answer
 
 
 @pytest.fixture

@@ -64,7 +64,9 @@ def tool_calls(*calls: ToolUse, text: str = "") -> ToolCalls:
     return ToolCalls(tuple(calls), text)
 
 
-def message_body(reply: Text | ToolCalls, request: dict[str, Any]) -> dict[str, Any]:
+def message_body(reply: Text | ToolCalls, request: dict[str, Any],
+                 usage: Callable[[dict[str, Any], int], dict[str, int]] | None = None) -> dict[str, Any]:
+    """The response; ``usage(request, output_tokens)`` counts the tokens (default: no prompt cache)."""
     if isinstance(reply, Text):
         content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}]
         stop_reason, output = reply.stop_reason, reply.text
@@ -80,8 +82,9 @@ def message_body(reply: Text | ToolCalls, request: dict[str, Any]) -> dict[str, 
         "content": content,
         "stop_reason": stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": max(1, len(json.dumps(request.get("messages", []))) // 4),
-                  "output_tokens": max(1, len(output) // 4)},
+        "usage": usage(request, max(1, len(output) // 4)) if usage else {
+            "input_tokens": max(1, len(json.dumps(request.get("messages", []))) // 4),
+            "output_tokens": max(1, len(output) // 4)},
     }
 
 

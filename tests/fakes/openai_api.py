@@ -27,6 +27,10 @@ class FakeOpenAI(ScriptedAPI):
 
     def __init__(self, api_key: str = "sk-fake-openai-0123456789") -> None:
         super().__init__(api_key)
+        # OpenAI caches prompt prefixes by itself: the fake reports a system message it has seen before
+        # as cached (prompt_tokens_details.cached_tokens), and keeps the usage of every answer.
+        self._seen_systems: set[str] = set()
+        self.usages: list[dict[str, Any]] = []
 
     def llm_config(self, **overrides: Any) -> dict[str, Any]:
         return {"provider": "openai", "model": MODEL, "base_url": f"{self.url}/v1", "api_key_env": API_KEY_ENV,
@@ -48,7 +52,14 @@ class FakeOpenAI(ScriptedAPI):
             return 503, {}, _error(503, "fake: shutting down")
         if isinstance(reply, Failure):
             return reply.status, reply.headers, _error(reply.status, reply.message)
-        return 200, {}, _completion(reply, body)
+        answer = _completion(reply, body)
+        system = json.dumps([m for m in body["messages"] if m.get("role") == "system"])
+        with self._lock:
+            if system != "[]" and system in self._seen_systems:
+                answer["usage"]["prompt_tokens_details"] = {"cached_tokens": len(system) // 4}
+            self._seen_systems.add(system)
+            self.usages.append(answer["usage"])
+        return 200, {}, answer
 
 
 def _problem(body: Any) -> str | None:

@@ -107,6 +107,7 @@ def test_llm_calls_and_tokens_are_reported_per_model(client: FlaskClient, system
     system.task("writer", "t2", 0.2, model="claude-test", error_code="llm_error")
     llm = client.get("/metrics").get_json()["llm"]
     assert llm["models"]["claude-test"] == {"calls": 2, "failures": 1, "input_tokens": 200, "output_tokens": 80,
+                                            "cache_read_tokens": 0, "cache_write_tokens": 0, "cost": 0.0,
                                             "avg_call_time_ms": pytest.approx(150.0)}
 
 

@@ -5,16 +5,21 @@ The retry and time-out policy is in :mod:`workers.llm.policy`; the SDK carries i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import anthropic
+import httpx2
 
 from agent2389.config import LlmSection
 from agent2389.errors import LLMError
 from workers.llm import policy
 
 
-def make_client(llm: LlmSection) -> anthropic.Anthropic:
-    """A thread-safe client; ``base_url`` from config, else ANTHROPIC_BASE_URL, else Anthropic's API."""
-    http_client = anthropic.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after]},
+def make_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Response], None]] = ()) -> anthropic.Anthropic:
+    """A thread-safe client; ``base_url`` from config, else ANTHROPIC_BASE_URL, else Anthropic's API.
+    ``on_response`` hooks see every response, retried attempts included."""
+    hooks = [policy.refuse_long_retry_after, *on_response]
+    http_client = anthropic.DefaultHttpxClient(event_hooks={"response": hooks},
                                                limits=policy.CONNECTION_LIMITS)
     return anthropic.Anthropic(
         api_key=policy.api_key(llm),

@@ -20,6 +20,10 @@ from agent2389.stats import StatsRecorder
 from workers.llm.anthropic_client import llm_error, make_client
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget
+from workers.llm.caching import system_param, token_usage, tools_param
+from workers.llm.daily_budget import DailyBudget
+from workers.llm.fleet import FleetControls
+from workers.llm.limiter import FleetLimiter
 from workers.llm.prompt import user_turn
 from workers.tools.executor import ToolCall, ToolExecutor, ToolOutcome
 
@@ -29,8 +33,10 @@ MODELS_PAGE_SIZE = 1000
 
 class AnthropicRunner:
     def __init__(self, agent: AgentConfig, stats: StatsRecorder | None = None,
-                 tools: ToolExecutor | None = None) -> None:
+                 tools: ToolExecutor | None = None, limiter: FleetLimiter | None = None,
+                 daily_budget: DailyBudget | None = None) -> None:
         self._agent = agent
+        self._fleet = FleetControls(agent, stats, limiter, daily_budget)
         self._llm = agent.llm
         self._stats = stats
         self._tools = tools or ToolExecutor(agent, stats)
@@ -54,10 +60,7 @@ class AnthropicRunner:
     def run(self, request: TaskRequest) -> str:
         client = self._get_client()
         self._tools.start()
-        tools: list[ToolParam] = [
-            {"name": d["name"], "description": d["description"], "input_schema": d["parameters"]}
-            for d in self._tools.descriptions
-        ]
+        tools = tools_param(self._tools.descriptions, self._llm)
         messages: list[MessageParam] = [{"role": "user", "content": user_turn(request)}]
         budget = Budget(self._agent.budget)
         while True:
@@ -77,6 +80,7 @@ class AnthropicRunner:
 
     def close(self) -> None:
         self._tools.close()
+        self._fleet.close()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
@@ -85,36 +89,42 @@ class AnthropicRunner:
     def _get_client(self) -> anthropic.Anthropic:
         with self._client_lock:
             if self._client is None:
-                self._client = make_client(self._llm)
+                self._client = make_client(self._llm, [self._fleet.on_response])
             return self._client
 
     def _create(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
                 task_id: str) -> Message:
+        with self._fleet.call():
+            return self._call(client, messages, tools, task_id)
+
+    def _call(self, client: anthropic.Anthropic, messages: list[MessageParam], tools: list[ToolParam],
+              task_id: str) -> Message:
         started = time.monotonic()
         try:
             response = client.messages.create(
                 model=self._llm.model,
                 max_tokens=self._llm.max_tokens,
                 messages=messages,
-                system=self._llm.system_prompt or anthropic.omit,
+                system=system_param(self._llm) or anthropic.omit,
                 tools=tools or anthropic.omit,
             )
         except Exception as exc:
             error = llm_error(exc, self._llm)
-            self._record(task_id, time.monotonic() - started, 0, 0, error=str(error))
+            self._record_failure(task_id, time.monotonic() - started, str(error))
             log.warning("LLM call failed: %s", error)
             raise error from None
         duration = time.monotonic() - started
-        self._record(task_id, duration, response.usage.input_tokens, response.usage.output_tokens)
-        log.info("LLM call: %s, %d+%d tokens, %.3f s", response.stop_reason, response.usage.input_tokens,
-                 response.usage.output_tokens, duration)
+        usage = token_usage(response.usage)
+        self._fleet.answered(task_id, duration, usage)
+        log.info("LLM call: %s, %d+%d tokens (cache: %d read, %d written), %.3f s", response.stop_reason,
+                 usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
+                 duration)
         return response
 
-    def _record(self, task_id: str, duration_s: float, input_tokens: int, output_tokens: int,
-                error: str | None = None) -> None:
+    def _record_failure(self, task_id: str, duration_s: float, error: str) -> None:
         if self._stats is not None:
-            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, input_tokens, output_tokens,
-                                 ok=error is None, task_id=task_id, error=error)
+            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, 0, 0, ok=False, task_id=task_id,
+                                 error=error)
 
 
 def final_text(response: Message) -> str:

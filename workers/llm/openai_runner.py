@@ -23,9 +23,13 @@ from openai.types.chat import (
 from agent2389.config import AgentConfig, LlmSection
 from agent2389.errors import LLMError
 from agent2389.stats import StatsRecorder
+from agent2389.usage import TokenUsage
 from workers.llm import policy
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget
+from workers.llm.daily_budget import DailyBudget
+from workers.llm.fleet import FleetControls
+from workers.llm.limiter import FleetLimiter
 from workers.llm.prompt import user_turn
 from workers.tools.executor import ToolCall, ToolExecutor, ToolOutcome
 
@@ -34,8 +38,10 @@ log = logging.getLogger("agent2389.llm")
 
 class OpenAIRunner:
     def __init__(self, agent: AgentConfig, stats: StatsRecorder | None = None,
-                 tools: ToolExecutor | None = None) -> None:
+                 tools: ToolExecutor | None = None, limiter: FleetLimiter | None = None,
+                 daily_budget: DailyBudget | None = None) -> None:
         self._agent = agent
+        self._fleet = FleetControls(agent, stats, limiter, daily_budget)
         self._llm = agent.llm
         self._stats = stats
         self._tools = tools or ToolExecutor(agent, stats)
@@ -79,6 +85,7 @@ class OpenAIRunner:
 
     def close(self) -> None:
         self._tools.close()
+        self._fleet.close()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
@@ -87,7 +94,8 @@ class OpenAIRunner:
     def _get_client(self) -> openai.OpenAI:
         with self._client_lock:
             if self._client is None:
-                http_client = openai.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after]},
+                http_client = openai.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after,
+                                                                                  self._fleet.on_response]},
                                                         limits=policy.CONNECTION_LIMITS)
                 self._client = openai.OpenAI(api_key=policy.api_key(self._llm), base_url=self._llm.base_url,
                                              timeout=policy.request_timeout(self._llm),
@@ -96,6 +104,11 @@ class OpenAIRunner:
 
     def _create(self, client: openai.OpenAI, messages: list[ChatCompletionMessageParam],
                 tools: list[ChatCompletionToolParam], task_id: str) -> ChatCompletion:
+        with self._fleet.call():
+            return self._call(client, messages, tools, task_id)
+
+    def _call(self, client: openai.OpenAI, messages: list[ChatCompletionMessageParam],
+              tools: list[ChatCompletionToolParam], task_id: str) -> ChatCompletion:
         started = time.monotonic()
         # Reasoning models reject a temperature: send one only when the agent file sets it.
         temperature = self._llm.temperature if "temperature" in self._llm.model_fields_set else openai.omit
@@ -106,21 +119,30 @@ class OpenAIRunner:
             )
         except Exception as exc:
             error = llm_error(exc, self._llm)
-            self._record(task_id, time.monotonic() - started, 0, 0, error=str(error))
+            self._record_failure(task_id, time.monotonic() - started, str(error))
             log.warning("LLM call failed: %s", error)
             raise error from None
-        usage = completion.usage
-        tokens_in, tokens_out = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
-        self._record(task_id, time.monotonic() - started, tokens_in, tokens_out)
+        usage = _token_usage(completion)
+        self._fleet.answered(task_id, time.monotonic() - started, usage)
         if not completion.choices:
             raise LLMError("the LLM provider answered without a choice")
         return completion
 
-    def _record(self, task_id: str, duration_s: float, input_tokens: int, output_tokens: int,
-                error: str | None = None) -> None:
+    def _record_failure(self, task_id: str, duration_s: float, error: str) -> None:
         if self._stats is not None:
-            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, input_tokens, output_tokens,
-                                 ok=error is None, task_id=task_id, error=error)
+            self._stats.llm_call(self._agent.id, self._llm.model, duration_s, 0, 0, ok=False, task_id=task_id,
+                                 error=error)
+
+
+def _token_usage(completion: ChatCompletion) -> TokenUsage:
+    """OpenAI counts cached tokens inside ``prompt_tokens``; here they are apart, as Anthropic reports them."""
+    usage = completion.usage
+    if usage is None:
+        return TokenUsage()
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details else 0
+    return TokenUsage(input_tokens=usage.prompt_tokens - cached, output_tokens=usage.completion_tokens,
+                      cache_read_tokens=cached)
 
 
 def _tool_call(call: Any) -> ToolCall:

@@ -43,6 +43,11 @@ def refuse_long_retry_after(response: httpx2.Response) -> None:
         response.headers["x-should-retry"] = "false"
 
 
+def retry_after_s(headers: httpx2.Headers) -> float | None:
+    """The wait a response asks for (``retry-after-ms`` or ``retry-after`` in seconds), if it says."""
+    return _retry_after_s(headers)
+
+
 def _retry_after_s(headers: httpx2.Headers) -> float | None:
     for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
         value = headers.get(name)

@@ -39,7 +39,7 @@ def test_a_plain_task_sends_system_prompt_and_the_user_turn(
     fake_anthropic: FakeAnthropic, runner_for: MakeRunner
 ) -> None:
     fake_anthropic.reply(Text("  the summary  "))
-    agent = agent_for(fake_anthropic, system_prompt="You summarize.")
+    agent = agent_for(fake_anthropic, system_prompt="You summarize.", prompt_caching=False)
 
     answer = runner_for(agent).run(task(agent, "Summarize", {"text": "long"}))
 

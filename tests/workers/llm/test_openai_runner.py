@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from agent2389.errors import BudgetExceededError, LLMError
+from agent2389.keys import Keys
+from agent2389.stats import StatsRecorder
 from tests.fakes.anthropic_replies import Delay, Failure, Text, ToolUse, tool_calls
 from tests.fakes.openai_api import API_KEY_ENV, FakeOpenAI
 from tests.workers.llm.agents import agent_for, task
-from workers.llm import build_runner
+from workers.llm import FleetLimits, build_runner
 from workers.llm.openai_runner import OpenAIRunner
 
 
@@ -115,3 +120,58 @@ def test_a_filtered_answer_is_an_llm_error(fake_openai: FakeOpenAI, runners: lis
 
     with pytest.raises(LLMError, match="declined to answer"):
         runner(runners, agent).run(task(agent))
+
+
+def test_cached_prompt_tokens_are_counted_apart_and_priced(
+    fake_openai: FakeOpenAI, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    keys = Keys(key_prefix)
+    fake_openai.respond(lambda request: Text("ok"))
+    agent = agent_for(fake_openai, system_prompt="You are terse. " * 20,
+                      price={"input_per_mtok": 2.0, "output_per_mtok": 8.0, "cache_read_per_mtok": 0.5})
+    built = OpenAIRunner(agent, StatsRecorder(redis_client, keys))
+    try:
+        built.run(task(agent))
+        built.run(task(agent))
+    finally:
+        built.close()
+
+    first, second = fake_openai.usages
+    cached = second["prompt_tokens_details"]["cached_tokens"]
+    stored = redis_client.hgetall(keys.llm_stats("researcher", agent.llm.model))
+    assert cached > 0 and "prompt_tokens_details" not in first
+    assert int(stored["cache_read_tokens"]) == cached
+    assert int(stored["input_tokens"]) == first["prompt_tokens"] + second["prompt_tokens"] - cached
+    expected = ((first["prompt_tokens"] + second["prompt_tokens"] - cached) * 2.0 + cached * 0.5
+                + (first["completion_tokens"] + second["completion_tokens"]) * 8.0) / 1_000_000
+    assert float(stored["cost"]) == pytest.approx(expected)
+
+
+def test_the_fleet_wide_limits_hold_for_the_openai_provider_too(
+    fake_openai: FakeOpenAI, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    running, peak = 0, 0
+    lock = threading.Lock()
+
+    def respond(request: dict[str, Any]) -> Any:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return Text("ok")
+
+    fake_openai.respond(respond)
+    agent = agent_for(fake_openai, max_concurrency=2)
+    built = [build_runner(agent, None, FleetLimits(redis_client, Keys(key_prefix))) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda n: built[n % 2].run(task(agent)), range(24)))
+    finally:
+        for one in built:
+            one.close()
+
+    assert answers == ["ok"] * 24
+    assert peak == 2
