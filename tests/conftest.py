@@ -6,12 +6,16 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 
 from agent2389.settings import DEFAULT_REDIS_URL
 from tests.services import Service, find_or_start
+
+if TYPE_CHECKING:
+    from tests.e2e.stack import MqttPeer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,3 +74,13 @@ def redis_client(redis_url: str, key_prefix: str) -> Iterator[redis.Redis]:
 def unique_id() -> str:
     """Agent ids are part of MQTT topics on a shared broker: each test gets names of its own."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def peer(mqtt_url: str) -> Iterator[MqttPeer]:
+    """A plain MQTT 5 client on the test broker, playing the other agents (tests/e2e/stack.py)."""
+    from tests.e2e.stack import MqttPeer  # here: tests.e2e.stack imports this module
+
+    client = MqttPeer(mqtt_url)
+    yield client
+    client.close()

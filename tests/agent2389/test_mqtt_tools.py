@@ -25,13 +25,6 @@ Announce = Callable[[str, str], None]
 
 
 @pytest.fixture
-def peer(mqtt_url: str) -> Iterator[MqttPeer]:
-    client = MqttPeer(mqtt_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def announce(peer: MqttPeer) -> Iterator[Announce]:
     """Plays an agent's bridge: publishes its retained status (cleared after the test)."""
     topics: list[str] = []

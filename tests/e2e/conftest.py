@@ -33,13 +33,6 @@ def stack(config_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path) -> 
 
 
 @pytest.fixture
-def peer(mqtt_url: str) -> Iterator[MqttPeer]:
-    client = MqttPeer(mqtt_url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def running(stack: Stack, peer: MqttPeer, agents: dict[str, str]) -> Stack:
     """A bridge and one worker, with every agent announced ``available``."""
     for agent_id in agents.values():
