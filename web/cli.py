@@ -89,9 +89,11 @@ def run_status(args: argparse.Namespace) -> int:
         return 1
     checks = evaluate(snapshot, redis_ms, addresses=True)
     status = overall(checks)
+    agents = inspection.agents(snapshot)
     print("\n\n".join([
         terminal.checks_lines(status, checks),
-        "AGENTS\n" + terminal.agents_table(inspection.agents(snapshot)),
+        "AGENTS\n" + terminal.agents_table(agents),
+        "LLM\n" + terminal.llm_table(agents),
         "WORKERS\n" + terminal.workers_table(inspection.workers(snapshot)),
         "QUEUES\n" + terminal.queues_table(inspection.queues(snapshot)),
         "LAST ERRORS\n" + terminal.errors_list(errors),

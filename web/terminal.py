@@ -66,6 +66,22 @@ def agents_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def llm_table(rows: list[dict[str, Any]]) -> str:
+    """Per agent: what its LLM calls used in the last hour and day, the prompt cache's share of input, and how
+    long calls waited for the fleet-wide limits."""
+    used = [a["agent"] for a in rows if a["llm"]["last_day"]["calls"] or a["llm"]["limiter_waits"]]
+    if not used:
+        return "no LLM calls in the last day"
+    llm = {a["agent"]: a["llm"] for a in rows}
+    return table(
+        ["AGENT", "CALLS/H", "TOKENS/H", "COST/H", "TOKENS/DAY", "CACHE HITS", "LIMIT WAITS", "AVG WAIT"],
+        [[agent, llm[agent]["last_hour"]["calls"], llm[agent]["last_hour"]["total_tokens"],
+          f"{llm[agent]['last_hour']['cost']:.4f} {llm[agent].get('currency', '')}".rstrip(),
+          llm[agent]["last_day"]["total_tokens"], f"{llm[agent]['cache_hit_ratio'] * 100:.0f}%",
+          llm[agent]["limiter_waits"], f"{llm[agent]['limiter_avg_wait_ms']:.0f} ms"] for agent in used],
+    )
+
+
 def tasks_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no tasks"

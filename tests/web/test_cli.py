@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from agent2389.cli import main
+from agent2389.usage import TokenUsage
 from tests.conftest import REPO
 from tests.services import free_port
 from tests.web.conftest import System
@@ -125,3 +126,19 @@ def test_web_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
         f"agent2389 web: port {port} is already in use by another program (Address already in use); choose "
         "another with --port or HEALTH_PORT")
     assert "Traceback" not in result.stderr
+
+
+def test_status_shows_each_agents_llm_usage_and_limiter_waits(capsys: pytest.CaptureFixture[str],
+                                                             system: System) -> None:
+    system.healthy()
+    system.stats.llm_call("echo", "claude-test", 0.1, 120, 60, ok=True)
+    system.stats.llm_usage("echo", "claude-test", TokenUsage(120, 60, 900, 0), 0.0125, "USD")
+    system.stats.llm_wait("echo", 0.25)
+    system.stats.llm_wait("echo", 0.75)
+    system.stats.flush()
+    _, out = run(capsys, "status")
+    llm = out.split("\nLLM\n", 1)[1].split("\n\n", 1)[0]
+    header, _, row = llm.splitlines()
+    assert header.split() == ["AGENT", "CALLS/H", "TOKENS/H", "COST/H", "TOKENS/DAY", "CACHE", "HITS", "LIMIT",
+                              "WAITS", "AVG", "WAIT"]
+    assert row.split() == ["echo", "1", "1080", "0.0125", "USD", "1080", "88%", "2", "500", "ms"]
