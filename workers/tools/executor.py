@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -27,10 +27,12 @@ from agent2389.errors import ToolExecutionError, ToolTimeoutError
 from agent2389.sanitize import environment_secrets, sanitize_error_message
 from agent2389.stats import StatsRecorder
 from workers.tools.base import ToolDescription
-from workers.tools.mcp.catalog import OfferedTool
 from workers.tools.mcp.toolset import McpToolset, mcp_entries
 from workers.tools.pool import ToolPool
 from workers.tools.process import Reply
+
+if TYPE_CHECKING:
+    from workers.tools.mcp.catalog import OfferedTool
 
 log = logging.getLogger("agent2389.tools")
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

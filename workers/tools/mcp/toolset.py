@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent2389.config import ToolSpec
 from agent2389.errors import ToolExecutionError
 from agent2389.mcp_config import MCP_IMPL
 from workers.tools.base import ToolDescription
-from workers.tools.mcp.catalog import OfferedTool
-from workers.tools.mcp.connection import McpConnection
-from workers.tools.mcp.results import result_text
 from workers.tools.process import Reply
+
+if TYPE_CHECKING:
+    from workers.tools.mcp.catalog import OfferedTool
+    from workers.tools.mcp.connection import McpConnection
 
 MAX_ERROR_CHARS = 10_000
 
@@ -29,6 +30,11 @@ class McpToolset:
 
     def start(self) -> None:
         """Connect to every server; ToolExecutionError names the first that cannot be used."""
+        if not self._specs:
+            return
+        # Here, not at import: the MCP SDK costs every worker ~0.3 s and tens of MB, most serve no MCP tool.
+        from workers.tools.mcp.connection import McpConnection
+
         try:
             for entry, spec in self._specs.items():
                 connection = McpConnection(entry, spec, self._secrets)
@@ -51,6 +57,8 @@ class McpToolset:
         connection = self._connections.get(tool.entry)
         if connection is None:
             raise ToolExecutionError(f"MCP server {tool.entry!r} is not connected")
+        from workers.tools.mcp.results import result_text
+
         result = connection.call(tool.mcp_name, parameters, timeout_s)
         if result.is_error:
             text = result_text(result, MAX_ERROR_CHARS) or "(no details)"
