@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from agent2389.embedded import answers
 from agent2389.keys import Keys
 from agent2389.presence import Presence, WorkerInfo
 from tests.conftest import REPO
-from tests.e2e.stack import MqttPeer, write_agent
+from tests.e2e.stack import MqttPeer, wait_until, write_agent
 from tests.services import IN_CI, free_port
 
 pytestmark = pytest.mark.slow
@@ -157,13 +157,6 @@ def live_workers(redis_url: str, key_prefix: str) -> list[WorkerInfo]:
         return Presence(client, Keys(key_prefix)).workers()
     finally:
         client.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.1)
 
 
 def test_up_restarts_a_worker_killed_mid_task_and_every_task_is_answered_once(

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO
-from tests.e2e.stack import Process, Stack
+from tests.e2e.stack import Process, Stack, wait_until
 from tests.services import free_port
 
 FLOWER_USER, FLOWER_PASSWORD = "operator", "flower-test-password"
@@ -24,16 +22,6 @@ def celery(stack: Stack, *args: str, timeout_s: float = 30) -> subprocess.Comple
     """``celery -A agent2389 ARGS`` in the stack's environment (its Redis and key prefix)."""
     return subprocess.run([sys.executable, "-m", "celery", "-A", "agent2389", *args], env=stack.env(), cwd=REPO,
                           capture_output=True, text=True, timeout=timeout_s, check=False)
-
-
-def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} (waited {timeout_s} s)"
-        time.sleep(0.2)
 
 
 class Flower:
@@ -49,7 +37,7 @@ class Flower:
             [sys.executable, "-m", "celery", "-A", "agent2389", "flower", f"--port={self.port}", "--address=127.0.0.1"],
             env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
         self.process = Process("flower", popen, log_path, log_file)
-        wait_until(self._healthy, 30, "Flower did not answer /healthcheck")
+        wait_until(self._healthy, 30, "Flower answers /healthcheck")
 
     def get(self, path: str, auth: bool = True) -> Any:
         return json.loads(self.request("GET", path, auth))

@@ -20,8 +20,8 @@ from agent2389.settings import Settings
 from agent2389.transport.parking import parked_key
 from tests.conftest import REPO
 from tests.deploy.test_runbook import RUNBOOK, shell_commands
-from tests.e2e.celery_tools import Flower, celery, wait_until
-from tests.e2e.stack import MqttPeer, Stack, write_agent
+from tests.e2e.celery_tools import Flower, celery
+from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def start(stack: Stack, peer: MqttPeer, agent_id: str, workers: int = 1, concurr
     peer.wait_for_status(agent_id, "available")
     app = control_client(stack)
     wait_until(lambda: len(app.control.inspect(timeout=1, limit=workers).ping() or {}) == workers, 20,
-               f"{workers} worker(s) did not answer remote control")
+               f"{workers} worker(s) answer remote control")
     app.close()
 
 
@@ -99,11 +99,11 @@ def test_flower_lists_every_worker_with_its_agent_queues_and_every_task_with_its
     sent = [peer.send_task(agent, cid, f"t{i}")["task_id"] for i in range(4)]
     peer.expect(4)
     workers = wait_until(lambda: len(flower.get("/api/workers?refresh=1")) == 2 and flower.get("/api/workers"),
-                         20, "Flower did not list both workers")
+                         20, "Flower lists both workers")
     for info in workers.values():
         assert sorted(q["name"] for q in info["active_queues"]) == sorted(f"agent.{a}" for a in agents.values())
     tasks = [wait_until(lambda t=t: (flower.task_of(t) or {}).get("state") == "SUCCESS" and flower.task_of(t),
-                        20, f"Flower never saw task {t} succeed") for t in sent]
+                        20, f"Flower sees task {t} succeed") for t in sent]
     for task, task_id in zip(tasks, sent, strict=True):
         assert task["runtime"] > 0
         assert task["worker"] in workers
@@ -128,7 +128,7 @@ def test_a_queued_task_revoked_from_flower_ends_with_one_error_and_shows_revoked
     cid = conversation(peer)
     first = peer.send_task(slow_agent, cid, "runs")["task_id"]
     queued = peer.send_task(slow_agent, cid, "waits")["task_id"]
-    waiting = wait_until(lambda: flower.task_of(queued), 10, "Flower never saw the second task sent")
+    waiting = wait_until(lambda: flower.task_of(queued), 10, "Flower sees the second task sent")
     flower.get("/api/workers?refresh=1")  # Flower learns which queues there are from the workers
     lengths = {q["name"]: q["messages"] for q in flower.get("/api/queues/length")["active_queues"]}
     assert lengths[f"agent.{slow_agent}"] == 1, "Flower's broker view does not see the waiting task"
@@ -138,7 +138,7 @@ def test_a_queued_task_revoked_from_flower_ends_with_one_error_and_shows_revoked
     assert answers[queued]["error"] == {"code": "internal_error", "message": "cancelled by an operator"}
     assert peer.quiet_for(2) == []
     revoked = wait_until(lambda: (flower.task_of(queued) or {}).get("state") == "REVOKED", 10,
-                         "Flower never showed the revoked task REVOKED")
+                         "Flower shows the revoked task REVOKED")
     assert revoked
 
 
@@ -149,7 +149,7 @@ def test_revoking_or_terminating_a_running_task_changes_nothing_and_says_so(
     cid = conversation(peer)
     task_id = peer.send_task(slow_agent, cid, "runs")["task_id"]
     running = wait_until(lambda: (flower.task_of(task_id) or {}).get("state") == "STARTED" and flower.task_of(task_id),
-                         10, "the task never started")
+                         10, "the task started")
     revoke = celery(stack, "control", "revoke", running["uuid"])
     assert revoke.returncode == 0, revoke.stderr
     flower.post(f"/api/task/revoke/{running['uuid']}?terminate=true")
@@ -158,7 +158,7 @@ def test_revoking_or_terminating_a_running_task_changes_nothing_and_says_so(
     assert peer.quiet_for(1) == []
     worker = stack.processes[0]
     wait_until(lambda: worker.logged("not stopped and will be answered") and worker.logged("terminate refused"), 10,
-               "the worker did not log that the running task is not stopped")
+               "the worker logs that the running task is not stopped")
 
 
 def test_growing_a_workers_pool_is_refused_with_a_clear_reply(stack: Stack, peer: MqttPeer,
@@ -166,7 +166,7 @@ def test_growing_a_workers_pool_is_refused_with_a_clear_reply(stack: Stack, peer
     start(stack, peer, agents["a"])
     grow = celery(stack, "control", "pool_grow", "2")
     assert "threads pool has a fixed size" in grow.stdout + grow.stderr
-    wait_until(lambda: stack.processes[0].logged("pool_grow 2 refused"), 10, "the worker did not log the refusal")
+    wait_until(lambda: stack.processes[0].logged("pool_grow 2 refused"), 10, "the worker logs the refusal")
 
 
 def test_celery_purge_empties_an_agents_queue_for_good(
@@ -180,7 +180,7 @@ def test_celery_purge_empties_an_agents_queue_for_good(
     for i in range(3):
         peer.send_task(agent, cid, f"t{i}")
     queue_key = Keys(key_prefix).queue(agent)
-    wait_until(lambda: redis_client.llen(queue_key) == 3, 10, "the tasks never reached their queue")
+    wait_until(lambda: redis_client.llen(queue_key) == 3, 10, "the tasks are on their queue")
     purge = celery(stack, "purge", "-f", "-Q", f"agent.{agent}")
     assert purge.returncode == 0, purge.stderr
     assert "Purged 3 messages" in purge.stdout
@@ -220,11 +220,11 @@ def test_celery_events_streams_every_tasks_events_with_its_runtime(
         events = subprocess.Popen([sys.executable, "-m", "celery", "-A", "agent2389", "events", "--dump"],
                                   env=stack.env(), cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
         try:
-            wait_until(lambda: "heartbeat" in dump.read_text(), 15, "celery events saw no worker heartbeat")
+            wait_until(lambda: "heartbeat" in dump.read_text(), 15, "celery events sees a worker heartbeat")
             cid = conversation(peer)
             task_id = peer.send_task(agent, cid)["task_id"]
             peer.expect(1)
-            wait_until(lambda: "task succeeded" in dump.read_text(), 10, "celery events saw no task succeed")
+            wait_until(lambda: "task succeeded" in dump.read_text(), 10, "celery events sees the task succeed")
         finally:
             events.terminate()
             events.wait(10)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import redis
 
 from agent2389.keys import Keys
 from agent2389.settings import Settings
-from tests.e2e.stack import MqttPeer, Process, Stack, write_agent
+from tests.e2e.stack import MqttPeer, Process, Stack, wait_until, write_agent
 from web import inspection
 from web.snapshot import read_snapshot
 
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.slow
 
 def conversation() -> str:
     return f"conv-{uuid.uuid4().hex[:8]}"
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.1)
 
 
 def start_slow_agent(stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str,
