@@ -43,7 +43,7 @@ RUN agent2389 --version \
 USER 10001:10001
 EXPOSE 8080
 # Checks this container's own process whatever its role: /live for web, a fresh heartbeat for a
-# worker, an MQTT connection for the bridge (agent2389/probe.py).
+# worker, an MQTT connection for the bridge (agent2389/ops/probe.py).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["agent2389", "health", "--self"]
 ENTRYPOINT ["/usr/bin/tini", "--", "agent2389"]

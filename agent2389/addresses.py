@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from agent2389.config import MqttSection
+from agent2389.config.agent import MqttSection
 
 
 def redacted(url: str) -> str:

@@ -15,7 +15,7 @@ from celery import Celery
 from celery.signals import celeryd_init
 
 from agent2389.celery_app import celery_settings
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
 
 app = Celery("agent2389", set_as_current=False)
 app.add_defaults(lambda: celery_settings(Settings.from_env(None)))

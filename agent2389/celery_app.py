@@ -10,8 +10,8 @@ from typing import Any
 from celery import Celery
 from kombu.connection import Connection
 
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
 
 PROCESS_TASK = "agent2389.process_task"
 # kombu's Redis transport with the fixes a Redis restart needs (see the module); by name, which is also

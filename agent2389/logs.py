@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from agent2389.sanitize import sanitize_error_message
+from agent2389.protocol.sanitize import sanitize_error_message
 
 _span: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("span", default=None)
 _secrets: list[str] = []

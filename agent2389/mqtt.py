@@ -13,7 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent2389.config import MqttSection
+from agent2389.config.agent import MqttSection
 
 # Sessions of the bridge survive a day of downtime; QoS 1 tasks sent meanwhile wait in the broker.
 SESSION_EXPIRY_S = 24 * 3600

@@ -22,7 +22,7 @@ from celery import Celery
 from celery.signals import worker_ready
 
 from agent2389.celery_app import create_celery
-from agent2389.settings import DEFAULT_REDIS_URL, Settings
+from agent2389.config.settings import DEFAULT_REDIS_URL, Settings
 
 NOOP_TASK = "bench.noop"
 # Which Redis transport the no-op runs on: kombu's own (the bare Celery baseline) or agent2389's.

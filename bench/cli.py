@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent2389.settings import DEFAULT_REDIS_URL
+from agent2389.config.settings import DEFAULT_REDIS_URL
 from bench.report import Row, machine, table, target_lines, targets
 from bench.runs import Context
 from bench.scenarios import SCENARIOS, Sizes

@@ -24,10 +24,10 @@ from typing import Any
 
 import redis
 
-from agent2389.config import AgentConfig
-from agent2389.errors import LLMError
-from agent2389.keys import Keys
-from agent2389.settings import DEFAULT_REDIS_URL
+from agent2389.config.agent import AgentConfig
+from agent2389.config.settings import DEFAULT_REDIS_URL
+from agent2389.protocol.errors import LLMError
+from agent2389.state.keys import Keys
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from tests.fakes.anthropic_replies import Delay, Failure, Reply, Text
 from workers.llm.anthropic_runner import AnthropicRunner

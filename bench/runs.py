@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from agent2389.keys import Keys
+from agent2389.state.keys import Keys
 from bench.celery_baseline import STOCK, TRANSPORT_ENV
 from bench.child import Child
 from bench.load import LoadSpec, percentile

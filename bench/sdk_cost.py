@@ -21,7 +21,7 @@ from pathlib import Path
 
 import anthropic
 
-from agent2389.config import LlmSection
+from agent2389.config.agent import LlmSection
 from bench.child import Child
 from workers.llm.anthropic_client import make_client
 

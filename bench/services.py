@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from agent2389.embedded import answers
+from agent2389.ops.embedded import answers
 from tests.services import free_port
 
 MOSQUITTO_CONF = """\

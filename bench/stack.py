@@ -81,7 +81,7 @@ class Stack:
         return started
 
     def agent2389(self, name: str, command: str, config_dir: Path, *args: str) -> Started:
-        return self.start(name, ["-m", "agent2389.cli", command, "--config", str(config_dir), *args])
+        return self.start(name, ["-m", "agent2389.ops.cli", command, "--config", str(config_dir), *args])
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes}

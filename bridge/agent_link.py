@@ -16,10 +16,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent2389.addresses import broker_address
-from agent2389.config import AgentConfig
-from agent2389.envelope import AgentStatus, TaskError
+from agent2389.config.agent import AgentConfig
 from agent2389.mqtt import connect_options, make_client
-from agent2389.topics import input_topic, status_topic
+from agent2389.protocol.envelope import AgentStatus, TaskError
+from agent2389.protocol.topics import input_topic, status_topic
 
 log = logging.getLogger("agent2389.bridge.mqtt")
 MessageHandler = Callable[["AgentLink", paho.MQTTMessage], None]

@@ -16,8 +16,8 @@ from typing import Any
 import redis
 
 from agent2389.addresses import broker_address
-from agent2389.keys import Keys
-from agent2389.presence import BridgeState, Presence, write_bridge_state
+from agent2389.state.keys import Keys
+from agent2389.state.presence import BridgeState, Presence, write_bridge_state
 from bridge.agent_link import AgentLink
 
 log = logging.getLogger("agent2389.bridge.availability")

@@ -20,12 +20,12 @@ import paho.mqtt.client as paho
 import redis
 from kombu.exceptions import OperationalError
 
-from agent2389.envelope import TaskEnvelope
-from agent2389.errors import ServiceUnavailableError
-from agent2389.ledger import DUPLICATE, NEW, PENDING, TaskLedger
 from agent2389.logs import log_fields, span
 from agent2389.mqtt import wait_for_puback
-from agent2389.stats import StatsRecorder
+from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.protocol.errors import ServiceUnavailableError
+from agent2389.state.ledger import DUPLICATE, NEW, PENDING, TaskLedger
+from agent2389.state.stats import StatsRecorder
 from bridge.agent_link import AgentLink
 from bridge.enqueue import Enqueuer
 from bridge.intake import Accepted, Rejected, depth_error, examine

@@ -9,8 +9,8 @@ from typing import Any
 from celery import Celery
 
 from agent2389.celery_app import PROCESS_TASK
-from agent2389.envelope import TaskEnvelope
-from agent2389.keys import queue_name
+from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.state.keys import queue_name
 
 _CELERY_ID_NAMESPACE = uuid.UUID("0f5b8a52-3c43-4c39-9a43-2389a2389a23")
 

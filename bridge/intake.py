@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent2389.config import AgentConfig
-from agent2389.envelope import TaskEnvelope, TaskError
-from agent2389.errors import ErrorCode
-from agent2389.sanitize import sanitize_error_message
-from agent2389.topics import canonicalize, conversation_topic, input_topic, require_conversation_id
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.envelope import TaskEnvelope, TaskError
+from agent2389.protocol.errors import ErrorCode
+from agent2389.protocol.sanitize import sanitize_error_message
+from agent2389.protocol.topics import canonicalize, conversation_topic, input_topic, require_conversation_id
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,12 @@ from types import FrameType
 
 from agent2389.addresses import redacted
 from agent2389.celery_app import create_celery
-from agent2389.keys import Keys
-from agent2389.ledger import TaskLedger
-from agent2389.presence import Presence
-from agent2389.redis_client import connect_redis
-from agent2389.settings import Settings
-from agent2389.stats import StatsRecorder
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
+from agent2389.state.ledger import TaskLedger
+from agent2389.state.presence import Presence
+from agent2389.state.redis_client import connect_redis
+from agent2389.state.stats import StatsRecorder
 from bridge.agent_link import AgentLink
 from bridge.availability import AvailabilityMonitor
 from bridge.dispatcher import Dispatcher

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from agent2389.settings import DEFAULT_REDIS_URL
+from agent2389.config.settings import DEFAULT_REDIS_URL
 from tests.services import Service, find_or_start
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from agent2389.embedded import answers
+from agent2389.ops.embedded import answers
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -21,7 +21,7 @@ from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
 from werkzeug.exceptions import HTTPException
 
 from agent2389 import __version__
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
 from web.aggregate import metrics_document
 from web.api import api
 from web.context import EXTENSION, WebContext, web_context

@@ -13,10 +13,10 @@ from typing import Any
 import redis
 
 from agent2389.addresses import redacted
-from agent2389.cli import load_settings
-from agent2389.keys import Keys
+from agent2389.config.settings import Settings
 from agent2389.logs import setup_logging
-from agent2389.settings import Settings
+from agent2389.ops.cli import load_settings
+from agent2389.state.keys import Keys
 from web import inspection, terminal
 from web.api import InvalidQueryError, parse_task_query
 from web.app import serve

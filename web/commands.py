@@ -1,10 +1,10 @@
-"""Subcommands of ``agent2389`` that this package provides (see agent2389.cli)."""
+"""Subcommands of ``agent2389`` that this package provides (see agent2389.ops.cli)."""
 
 from __future__ import annotations
 
 import argparse
 
-from agent2389.cli import Command, config_argument
+from agent2389.ops.cli import Command, config_argument
 
 INSPECT_TARGETS = ("workers", "queues", "agents", "tasks")
 

@@ -9,8 +9,8 @@ import redis
 from flask import current_app
 from prometheus_client import CollectorRegistry
 
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
 from web.snapshot import Snapshot, read_snapshot
 
 EXTENSION = "agent2389"

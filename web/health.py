@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent2389.addresses import redacted
-from agent2389.sanitize import sanitize_error_message
+from agent2389.protocol.sanitize import sanitize_error_message
 from web.snapshot import Snapshot
 
 HEALTHY, DEGRADED, STALE, UNHEALTHY = "healthy", "degraded", "stale", "unhealthy"

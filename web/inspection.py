@@ -1,7 +1,7 @@
 """Flower-style inspection: workers, queues, agents and tasks, as plain JSON-ready data.
 
 The same functions feed ``/api/...``, the dashboard and ``agent2389 inspect``. Task lists and
-timelines come from the events bridge and workers record per task (see agent2389.stats).
+timelines come from the events bridge and workers record per task (see agent2389.state.stats).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import redis
 
-from agent2389.keys import Keys, queue_name
+from agent2389.state.keys import Keys, queue_name
 from web.aggregate import RECENT_MINUTES, recent
 from web.snapshot import Snapshot
 from web.usage import llm_usage

@@ -19,8 +19,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from agent2389.presence import process_usage
-from agent2389.stats import DURATION_BUCKETS
+from agent2389.state.presence import process_usage
+from agent2389.state.stats import DURATION_BUCKETS
 from web.snapshot import AgentRecord, Snapshot
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily | SummaryMetricFamily

@@ -16,10 +16,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from agent2389.keys import Keys, queue_name
-from agent2389.presence import BridgeState, Presence, WorkerInfo
-from agent2389.settings import Settings
-from agent2389.stats import IN_FLIGHT_STALE_S
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys, queue_name
+from agent2389.state.presence import BridgeState, Presence, WorkerInfo
+from agent2389.state.stats import IN_FLIGHT_STALE_S
 from web.usage import read_windows
 
 THROUGHPUT_MINUTES = 15

@@ -1,5 +1,5 @@
 """LLM usage per agent over the last hour and day, added up from the buckets workers write
-(agent2389.usage), and the per-agent LLM figures ``/api/agents`` and ``/metrics`` show."""
+(agent2389.state.usage), and the per-agent LLM figures ``/api/agents`` and ``/metrics`` show."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from agent2389.keys import Keys
-from agent2389.usage import USAGE_FIELDS, WINDOWS, day_of, window_buckets
+from agent2389.state.keys import Keys
+from agent2389.state.usage import USAGE_FIELDS, WINDOWS, day_of, window_buckets
 
 Windows = dict[str, dict[str, float]]
 

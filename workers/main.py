@@ -14,8 +14,8 @@ import celery.apps.worker
 from celery.signals import worker_ready, worker_shutting_down
 
 from agent2389.celery_app import SOFT_SHUTDOWN_S, create_celery
-from agent2389.keys import queue_name
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import queue_name
 
 # Imported for its registrations: revoke and pool resizing as agent2389 means them (workers/control.py).
 from workers import control  # noqa: F401

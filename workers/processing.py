@@ -16,14 +16,14 @@ from typing import Any
 
 import redis
 
-from agent2389.config import AgentConfig
-from agent2389.envelope import TaskEnvelope, TaskError, TaskResponse
-from agent2389.errors import Agent2389Error, ErrorCode
-from agent2389.ledger import TaskLedger
+from agent2389.config.agent import AgentConfig
 from agent2389.logs import log_fields, span
-from agent2389.sanitize import sanitize_error_message
-from agent2389.stats import StatsRecorder
-from agent2389.topics import canonicalize, conversation_topic
+from agent2389.protocol.envelope import TaskEnvelope, TaskError, TaskResponse
+from agent2389.protocol.errors import Agent2389Error, ErrorCode
+from agent2389.protocol.sanitize import sanitize_error_message
+from agent2389.protocol.topics import canonicalize, conversation_topic
+from agent2389.state.ledger import TaskLedger
+from agent2389.state.stats import StatsRecorder
 from workers.llm import Runner, TaskRequest
 
 log = logging.getLogger("agent2389.workers.task")

@@ -17,9 +17,9 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent2389.config import MqttSection
-from agent2389.errors import ServiceUnavailableError
+from agent2389.config.agent import MqttSection
 from agent2389.mqtt import connect_options, make_client, wait_for_puback
+from agent2389.protocol.errors import ServiceUnavailableError
 
 log = logging.getLogger("agent2389.workers.mqtt")
 

@@ -19,15 +19,15 @@ import redis
 from celery.worker import state as worker_state
 from pydantic import ValidationError
 
-from agent2389.config import AgentConfig
-from agent2389.errors import ConfigError, ServiceUnavailableError
-from agent2389.keys import Keys, queue_name
-from agent2389.ledger import TaskLedger
-from agent2389.presence import Presence, WorkerInfo
-from agent2389.redis_client import connect_redis
-from agent2389.sanitize import environment_secrets, sanitize_error_message
-from agent2389.settings import Settings
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.config.settings import Settings
+from agent2389.protocol.errors import ConfigError, ServiceUnavailableError
+from agent2389.protocol.sanitize import environment_secrets, sanitize_error_message
+from agent2389.state.keys import Keys, queue_name
+from agent2389.state.ledger import TaskLedger
+from agent2389.state.presence import Presence, WorkerInfo
+from agent2389.state.redis_client import connect_redis
+from agent2389.state.stats import StatsRecorder
 from agent2389.transport.leases import renew_leases
 from workers.llm import FleetLimits, Runner, build_runner
 from workers.processing import Deps, Outcome, cancel, describe, process

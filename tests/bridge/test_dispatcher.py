@@ -11,11 +11,11 @@ from typing import Any
 import paho.mqtt.client as paho
 import redis
 
-from agent2389.config import AgentConfig
-from agent2389.envelope import TaskEnvelope
-from agent2389.keys import Keys
-from agent2389.ledger import TaskLedger
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.state.keys import Keys
+from agent2389.state.ledger import TaskLedger
+from agent2389.state.stats import StatsRecorder
 from bridge.dispatcher import Dispatcher
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a"}})

@@ -8,9 +8,9 @@ import uuid
 import redis
 
 from agent2389.celery_app import create_celery
-from agent2389.envelope import TaskEnvelope
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.state.keys import Keys
 from bridge.enqueue import Enqueuer, celery_task_id
 
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from agent2389.config import AgentConfig
+from agent2389.config.agent import AgentConfig
 from bridge.intake import Accepted, Rejected, depth_error, examine
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a", "max_message_bytes": 2048}})

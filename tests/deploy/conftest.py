@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent2389.config import MqttSection
+from agent2389.config.agent import MqttSection
 from agent2389.mqtt import connect_options, make_client
 from tests.conftest import REPO
 from tests.services import IN_CI, free_port

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from agent2389.config import MqttSection
+from agent2389.config.agent import MqttSection
 from tests.deploy.compose_stack import (
     OVERRIDE,
     ComposeStack,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agent2389.cli import build_parser
+from agent2389.ops.cli import build_parser
 from tests.conftest import REPO
 from tests.deploy.conftest import load_yaml_documents, repo_path
 

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from agent2389.celery_app import SOFT_SHUTDOWN_S
-from agent2389.cli import build_parser
-from agent2389.config_loader import inspect_config
+from agent2389.config.files import inspect_config
+from agent2389.ops.cli import build_parser
 from tests.conftest import REPO
 from tests.deploy.conftest import load_yaml, load_yaml_documents, repo_path, require_tool
 

@@ -97,7 +97,7 @@ class Stack:
         log_path = self.log_dir / f"{name}.log"
         handle = log_path.open("wb")
         popen = subprocess.Popen(
-            [sys.executable, "-m", "agent2389.cli", command, "--config", str(self.config_dir), *args],
+            [sys.executable, "-m", "agent2389.ops.cli", command, "--config", str(self.config_dir), *args],
             stdout=handle, stderr=subprocess.STDOUT, env=self.env(), cwd=REPO,
         )
         process = Process(name, popen, log_path, handle)

@@ -15,8 +15,8 @@ import redis
 from celery import Celery
 
 from agent2389.celery_app import create_celery
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
 from agent2389.transport.parking import parked_key
 from tests.conftest import REPO
 from tests.deploy.test_runbook import RUNBOOK, shell_commands

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
 from tests.e2e.stack import MqttPeer, Process, Stack, wait_until, write_agent
 from web import inspection
 from web.snapshot import read_snapshot

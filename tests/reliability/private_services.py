@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from agent2389.embedded import answers
+from agent2389.ops.embedded import answers
 from tests.conftest import REPO
 from tests.services import free_port
 

@@ -6,8 +6,8 @@ import json
 import uuid
 from typing import Any
 
-from agent2389.errors import ErrorCode
-from agent2389.topics import canonicalize
+from agent2389.protocol.errors import ErrorCode
+from agent2389.protocol.topics import canonicalize
 
 LEAKS = ("Traceback", 'File "', "site-packages", "/work/", "/root", "/home/", "/usr/", ".py", "redis://", "mqtt://")
 

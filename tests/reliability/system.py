@@ -16,9 +16,9 @@ from typing import Any
 import redis
 
 from agent2389.celery_app import create_celery
-from agent2389.envelope import TaskEnvelope
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.state.keys import Keys
 from tests.e2e.stack import Process, Stack
 from tests.reliability.peer import LoadPeer
 from tests.services import free_port

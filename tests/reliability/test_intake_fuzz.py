@@ -14,13 +14,13 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from agent2389.config import AgentConfig
-from agent2389.config_loader import load_agents
-from agent2389.envelope import TaskEnvelope, TaskError
-from agent2389.keys import Keys
-from agent2389.ledger import TaskLedger
-from agent2389.stats import StatsRecorder
-from agent2389.topics import canonicalize, conversation_topic, input_topic
+from agent2389.config.agent import AgentConfig
+from agent2389.config.files import load_agents
+from agent2389.protocol.envelope import TaskEnvelope, TaskError
+from agent2389.protocol.topics import canonicalize, conversation_topic, input_topic
+from agent2389.state.keys import Keys
+from agent2389.state.ledger import TaskLedger
+from agent2389.state.stats import StatsRecorder
 from bridge.intake import Accepted, Rejected, depth_error, examine
 from tests.reliability.conftest import Scale, StackFactory
 from tests.reliability.fuzz_payloads import payloads

@@ -14,11 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import web.app
-from agent2389.config import AgentConfig
-from agent2389.keys import Keys
-from agent2389.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
-from agent2389.settings import Settings
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
+from agent2389.state.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
+from agent2389.state.stats import StatsRecorder
 from web.app import create_app, make_server, stop_server
 
 AGENTS = ("echo", "writer")

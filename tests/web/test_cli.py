@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from agent2389.cli import main
-from agent2389.usage import TokenUsage
+from agent2389.ops.cli import main
+from agent2389.state.usage import TokenUsage
 from tests.conftest import REPO
 from tests.services import free_port
 from tests.web.conftest import System
@@ -119,7 +119,7 @@ def test_web_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
         other.bind(("127.0.0.1", 0))
         other.listen(1)
         port = other.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "agent2389.cli", "web", "--port", str(port), "--host",
+        result = subprocess.run([sys.executable, "-m", "agent2389.ops.cli", "web", "--port", str(port), "--host",
                                  "127.0.0.1"], capture_output=True, text=True, cwd=REPO, timeout=30)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (

@@ -5,7 +5,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
 from tests.services import free_port
 from tests.web.browser import WINDOW, chromium, run_chromium
 from tests.web.conftest import System

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from agent2389.presence import WorkerInfo, write_bridge_state
+from agent2389.state.presence import WorkerInfo, write_bridge_state
 from tests.web.browser import chromium, run_chromium
 from tests.web.conftest import System
 from web.headers import SECURITY_HEADERS

@@ -3,7 +3,7 @@ import logging
 import pytest
 
 import web.app
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
 from web.app import warn_when_exposed
 
 

@@ -4,7 +4,7 @@ import time
 import pytest
 from flask.testing import FlaskClient
 
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
 from tests.services import free_port
 from tests.web.conftest import System
 from web.app import create_app

@@ -7,7 +7,7 @@ import time
 import pytest
 from flask.testing import FlaskClient
 
-from agent2389.usage import TokenUsage, bucket, day_of
+from agent2389.state.usage import TokenUsage, bucket, day_of
 from tests.web.conftest import System
 
 

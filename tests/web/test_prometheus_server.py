@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
 from tests.services import IN_CI, free_port
 from tests.web.conftest import System
 from tests.web.test_alert_rules import DASHBOARD, RULES

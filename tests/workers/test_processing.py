@@ -6,12 +6,12 @@ from typing import Any
 import pytest
 import redis
 
-from agent2389.config import AgentConfig
-from agent2389.envelope import TaskEnvelope
-from agent2389.errors import LLMError
-from agent2389.keys import Keys
-from agent2389.ledger import TaskLedger
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.protocol.errors import LLMError
+from agent2389.state.keys import Keys
+from agent2389.state.ledger import TaskLedger
+from agent2389.state.stats import StatsRecorder
 from workers.llm import TaskRequest
 from workers.llm.echo import EchoRunner
 from workers.processing import MAX_ATTEMPTS, Deps, cancel, describe, process

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agent2389.config import AgentConfig
-from agent2389.errors import ConfigError
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.errors import ConfigError
+from agent2389.state.stats import StatsRecorder
 from workers.llm.base import Runner, TaskRequest
 from workers.llm.echo import EchoRunner
 from workers.llm.limiter import FleetLimits

@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 import anthropic
 import httpx2
 
-from agent2389.config import LlmSection
-from agent2389.errors import LLMError
+from agent2389.config.agent import LlmSection
+from agent2389.protocol.errors import LLMError
 from workers.llm import policy
 
 

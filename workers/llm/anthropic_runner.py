@@ -14,9 +14,9 @@ from typing import Any
 import anthropic
 from anthropic.types import Message, MessageParam, ToolParam, ToolResultBlockParam
 
-from agent2389.config import AgentConfig
-from agent2389.errors import LLMError
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.errors import LLMError
+from agent2389.state.stats import StatsRecorder
 from workers.llm.anthropic_client import llm_error, make_client
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent2389.config import AgentConfig
+from agent2389.config.agent import AgentConfig
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class TaskRequest:
 class Runner(Protocol):
     """Runs step 8 for one agent: the LLM, and the tool loop where the provider has one.
 
-    ``verify`` raises :class:`agent2389.errors.LLMError` (or a tool's error) when the agent cannot
-    serve; ``run`` raises an :class:`agent2389.errors.Agent2389Error` subclass whose code is the
+    ``verify`` raises :class:`agent2389.protocol.errors.LLMError` (or a tool's error) when the agent cannot
+    serve; ``run`` raises an :class:`agent2389.protocol.errors.Agent2389Error` subclass whose code is the
     protocol error code to publish.
     """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent2389.config import BudgetSection
-from agent2389.errors import BudgetExceededError
+from agent2389.config.agent import BudgetSection
+from agent2389.protocol.errors import BudgetExceededError
 
 
 class Budget:

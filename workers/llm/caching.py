@@ -12,8 +12,8 @@ from typing import Any
 
 from anthropic.types import TextBlockParam, ToolParam, Usage
 
-from agent2389.config import LlmSection
-from agent2389.usage import TokenUsage
+from agent2389.config.agent import LlmSection
+from agent2389.state.usage import TokenUsage
 from workers.tools.base import ToolDescription
 
 EPHEMERAL: Any = {"type": "ephemeral"}

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import redis
 
-from agent2389.errors import LLMError
-from agent2389.keys import Keys
-from agent2389.usage import TokenUsage, day_of
+from agent2389.protocol.errors import LLMError
+from agent2389.state.keys import Keys
+from agent2389.state.usage import TokenUsage, day_of
 
 log = logging.getLogger("agent2389.llm.budget")
 KEEP_S = 2 * 86400

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 
-from agent2389.config import AgentConfig
+from agent2389.config.agent import AgentConfig
 from workers.llm.base import TaskRequest
 
 

@@ -11,9 +11,9 @@ from contextlib import contextmanager, nullcontext
 
 import httpx2
 
-from agent2389.config import AgentConfig
-from agent2389.stats import StatsRecorder
-from agent2389.usage import TokenUsage, cost
+from agent2389.config.agent import AgentConfig
+from agent2389.state.stats import StatsRecorder
+from agent2389.state.usage import TokenUsage, cost
 from workers.llm.daily_budget import DailyBudget
 from workers.llm.limiter import FleetLimiter
 from workers.llm.policy import retry_after_s

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import redis
 
-from agent2389.config import LlmSection
-from agent2389.keys import Keys
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import LlmSection
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
 from workers.llm import limiter_scripts as scripts
 from workers.llm.daily_budget import DailyBudget
 

@@ -20,10 +20,10 @@ from openai.types.chat import (
     ChatCompletionToolParam,
 )
 
-from agent2389.config import AgentConfig, LlmSection
-from agent2389.errors import LLMError
-from agent2389.stats import StatsRecorder
-from agent2389.usage import TokenUsage
+from agent2389.config.agent import AgentConfig, LlmSection
+from agent2389.protocol.errors import LLMError
+from agent2389.state.stats import StatsRecorder
+from agent2389.state.usage import TokenUsage
 from workers.llm import policy
 from workers.llm.base import TaskRequest
 from workers.llm.budget import Budget

@@ -12,8 +12,8 @@ import os
 
 import httpx2
 
-from agent2389.config import LlmSection
-from agent2389.errors import LLMError
+from agent2389.config.agent import LlmSection
+from agent2389.protocol.errors import LLMError
 
 MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 5.0

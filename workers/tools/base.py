@@ -3,8 +3,8 @@
 Custom tools (``impl = "python:package.module:ClassName"``) implement :class:`Tool`; the class is
 instantiated without arguments inside a tool process, never in the worker itself. ``execute`` returns
 anything JSON can encode (a string is passed to the LLM as it is) and raises
-:class:`agent2389.errors.ToolExecutionError` for a failure the LLM should hear about, or
-:class:`agent2389.errors.RetryableToolError` when the same call may succeed if tried again.
+:class:`agent2389.protocol.errors.ToolExecutionError` for a failure the LLM should hear about, or
+:class:`agent2389.protocol.errors.RetryableToolError` when the same call may succeed if tried again.
 """
 
 from __future__ import annotations

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
-from agent2389.config import AgentConfig, ToolSpec
-from agent2389.errors import ToolExecutionError, ToolTimeoutError
-from agent2389.sanitize import environment_secrets, sanitize_error_message
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig, ToolSpec
+from agent2389.protocol.errors import ToolExecutionError, ToolTimeoutError
+from agent2389.protocol.sanitize import environment_secrets, sanitize_error_message
+from agent2389.state.stats import StatsRecorder
 from workers.tools.base import ToolDescription
 from workers.tools.mcp.toolset import McpToolset, mcp_entries
 from workers.tools.pool import ToolPool

@@ -17,9 +17,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-from agent2389.errors import Agent2389Error, RetryableToolError
 from agent2389.logs import setup_logging
-from agent2389.sanitize import environment_secrets, sanitize_error_message
+from agent2389.protocol.errors import Agent2389Error, RetryableToolError
+from agent2389.protocol.sanitize import environment_secrets, sanitize_error_message
 from workers.tools.base import Tool
 from workers.tools.loader import load_tool
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, cast
 
-from agent2389.errors import ConfigError
+from agent2389.protocol.errors import ConfigError
 from workers.tools.base import Tool
 
 BUILTIN_IMPLS = {

@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from agent2389.config import ToolSpec
-from agent2389.errors import RetryableToolError
+from agent2389.config.agent import ToolSpec
+from agent2389.protocol.errors import RetryableToolError
 from workers.tools.process import Reply, ToolProcess
 
 log = logging.getLogger("agent2389.tools.pool")

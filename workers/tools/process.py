@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agent2389.config import ToolSpec
-from agent2389.errors import ToolExecutionError, ToolTimeoutError
+from agent2389.config.agent import ToolSpec
+from agent2389.protocol.errors import ToolExecutionError, ToolTimeoutError
 
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 STOP_GRACE_S = 2.0

@@ -8,8 +8,8 @@ import pytest
 from kombu import Connection
 
 from agent2389.celery_app import create_celery
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import redis
 
 from agent2389.celery_app import create_celery
-from agent2389.keys import Keys
-from agent2389.settings import Settings
+from agent2389.config.settings import Settings
+from agent2389.state.keys import Keys
 
 
 def test_a_message_received_before_the_connection_broke_is_acknowledged_afterwards_and_not_handed_back(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent2389.config import AgentConfig
+from agent2389.config.agent import AgentConfig
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.openai_api import FakeOpenAI
 from workers.llm.base import TaskRequest

@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from agent2389.config import AgentConfig
-from agent2389.stats import StatsRecorder
+from agent2389.config.agent import AgentConfig
+from agent2389.state.stats import StatsRecorder
 from tests.fakes.anthropic_api import fake_anthropic  # noqa: F401 (the fixture)
 from tests.fakes.openai_api import fake_openai  # noqa: F401 (the fixture)
 from workers.llm.anthropic_runner import AnthropicRunner

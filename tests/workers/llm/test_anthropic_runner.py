@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
-from agent2389.errors import BudgetExceededError, ErrorCode, LLMError
-from agent2389.keys import Keys
-from agent2389.stats import StatsRecorder
+from agent2389.protocol.errors import BudgetExceededError, ErrorCode, LLMError
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.workers.llm.agents import agent_for, task

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from agent2389.errors import ErrorCode, LLMError
-from agent2389.keys import Keys
+from agent2389.protocol.errors import ErrorCode, LLMError
+from agent2389.state.keys import Keys
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Text
 from tests.workers.llm.agents import agent_for, task

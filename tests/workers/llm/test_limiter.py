@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from agent2389.keys import Keys
-from agent2389.stats import StatsRecorder
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
 from tests.conftest import REPO
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Failure, Reply, Text
@@ -84,7 +84,7 @@ def test_a_killed_workers_slots_come_back_within_seconds(
 ) -> None:
     script = textwrap.dedent(f"""
         import sys, time, redis
-        from agent2389.keys import Keys
+        from agent2389.state.keys import Keys
         from workers.llm.limiter import FleetLimiter
         limiter = FleetLimiter(redis.Redis.from_url({redis_url!r}), Keys({key_prefix!r}), "researcher", 2)
         slots = [limiter.slot() for _ in range(2)]

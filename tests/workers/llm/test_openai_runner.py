@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import redis
 
-from agent2389.errors import BudgetExceededError, LLMError
-from agent2389.keys import Keys
-from agent2389.stats import StatsRecorder
+from agent2389.protocol.errors import BudgetExceededError, LLMError
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
 from tests.fakes.anthropic_replies import Delay, Failure, Text, ToolUse, tool_calls
 from tests.fakes.openai_api import API_KEY_ENV, FakeOpenAI
 from tests.workers.llm.agents import agent_for, task

@@ -9,10 +9,10 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from agent2389.config import AgentConfig
-from agent2389.keys import Keys
-from agent2389.stats import StatsRecorder
-from agent2389.usage import TokenUsage, cost
+from agent2389.config.agent import AgentConfig
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
+from agent2389.state.usage import TokenUsage, cost
 from tests.fakes.anthropic_api import FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.workers.llm.agents import agent_for, task

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent2389.config_loader import load_agents
+from agent2389.config.files import load_agents
 from tests.conftest import REPO
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls

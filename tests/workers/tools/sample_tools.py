@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent2389.config import AgentConfig
-from agent2389.errors import RetryableToolError, ToolExecutionError
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.errors import RetryableToolError, ToolExecutionError
 
 SAMPLE = "python:tests.workers.tools.sample_tools:"
 OBJECT = {"type": "object", "properties": {}, "additionalProperties": True}

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from agent2389.errors import ToolExecutionError
-from agent2389.keys import Keys
 from agent2389.logs import JsonFormatter, span
-from agent2389.stats import StatsRecorder
+from agent2389.protocol.errors import ToolExecutionError
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor
 

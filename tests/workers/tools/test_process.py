@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent2389.config import ToolSpec
+from agent2389.config.agent import ToolSpec
 from tests.conftest import REPO
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.process import ToolProcess
@@ -15,7 +15,7 @@ from workers.tools.process import ToolProcess
 # The worker dies while its tool process is stuck in a loop, so closing stdin cannot end the tool process.
 WORKER_THAT_DIES = f"""
 import os, signal, threading, time
-from agent2389.config import ToolSpec
+from agent2389.config.agent import ToolSpec
 from workers.tools.process import ToolProcess
 process = ToolProcess.start({{"spin": ToolSpec(impl="{SAMPLE}SpinTool")}}, [], 30)
 threading.Thread(target=process.call, args=("spin", {{}}, 60), daemon=True).start()

@@ -1,6 +1,6 @@
 """The ``file_read`` and ``file_write`` builtins: UTF-8 text files under a configured ``root`` only.
 
-Config (:class:`agent2389.config.FileToolConfig`): ``root`` (required: an existing directory, or one
+Config (:class:`agent2389.config.agent.FileToolConfig`): ``root`` (required: an existing directory, or one
 ``create_root = true`` creates; a relative root is relative to the worker's working directory) and
 ``max_bytes`` (1 MiB by default); ``file_write`` also takes ``create_dirs`` (true) and the root's quotas
 ``max_files``, ``max_depth`` and ``max_total_bytes`` (see :mod:`quota`). Paths are relative to the root;
@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent2389.config import FileToolConfig
-from agent2389.errors import ToolExecutionError
+from agent2389.config.agent import FileToolConfig
+from agent2389.protocol.errors import ToolExecutionError
 from workers.tools.builtins.confined import ConfinedRoot
 from workers.tools.builtins.quota import Quota
 

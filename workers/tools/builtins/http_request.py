@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from agent2389.errors import RetryableToolError, ToolExecutionError
+from agent2389.protocol.errors import RetryableToolError, ToolExecutionError
 from workers.tools.builtins.netguard import NetGuard, parse_networks
 
 DEFAULT_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from agent2389.errors import RetryableToolError, ToolExecutionError
+from agent2389.protocol.errors import RetryableToolError, ToolExecutionError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -14,8 +14,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from agent2389.config import FileToolConfig
-from agent2389.errors import ToolExecutionError
+from agent2389.config.agent import FileToolConfig
+from agent2389.protocol.errors import ToolExecutionError
 
 
 class QuotaExceededError(ToolExecutionError):

@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Protocol, TypedDict
 
-from agent2389.errors import RetryableToolError, ToolExecutionError
+from agent2389.protocol.errors import RetryableToolError, ToolExecutionError
 
 BRAVE_ENDPOINT = "https://api.search.brave.com/res/v1/web/search"
 MAX_RESPONSE_BYTES = 2 * 1024 * 1024

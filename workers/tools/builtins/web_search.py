@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent2389.errors import ToolExecutionError
+from agent2389.protocol.errors import ToolExecutionError
 from workers.tools.builtins.search_providers import SearchProvider, SearchResult, make_provider
 
 MAX_QUERY_CHARS = 400

@@ -32,10 +32,10 @@ from mcp_types import (
     ToolListChangedNotification,
 )
 
-from agent2389.config import ToolSpec
-from agent2389.errors import RetryableToolError, ToolExecutionError, ToolTimeoutError
-from agent2389.mcp_config import McpServerConfig
-from agent2389.sanitize import sanitize_error_message
+from agent2389.config.agent import ToolSpec
+from agent2389.config.mcp import McpServerConfig
+from agent2389.protocol.errors import RetryableToolError, ToolExecutionError, ToolTimeoutError
+from agent2389.protocol.sanitize import sanitize_error_message
 from workers.tools.mcp import loop
 from workers.tools.mcp.catalog import OfferedTool, build_catalog
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agent2389.config import AgentConfig
-from agent2389.errors import ToolExecutionError
-from agent2389.sanitize import environment_secrets
+from agent2389.config.agent import AgentConfig
+from agent2389.protocol.errors import ToolExecutionError
+from agent2389.protocol.sanitize import environment_secrets
 from workers.tools.mcp.connection import McpConnection
 from workers.tools.mcp.toolset import mcp_entries
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from agent2389.config import ToolSpec
-from agent2389.errors import ToolExecutionError
-from agent2389.mcp_config import MCP_IMPL
+from agent2389.config.agent import ToolSpec
+from agent2389.config.mcp import MCP_IMPL
+from agent2389.protocol.errors import ToolExecutionError
 from workers.tools.base import ToolDescription
 from workers.tools.process import Reply
 

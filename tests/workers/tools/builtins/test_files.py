@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from agent2389.errors import ToolExecutionError
+from agent2389.protocol.errors import ToolExecutionError
 from workers.tools.builtins.confined import ConfinedRoot, PathRefusedError
 from workers.tools.builtins.files import FileReadTool, FileWriteTool
 from workers.tools.builtins.quota import QuotaExceededError, Usage, measure

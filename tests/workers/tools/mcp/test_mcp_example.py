@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent2389.config_loader import load_agents
+from agent2389.config.files import load_agents
 from tests.conftest import REPO
 from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
 from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
@@ -23,7 +23,7 @@ VENV_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '
 
 
 def agent2389(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agent2389.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "agent2389.ops.cli", *args], capture_output=True, text=True,
                           timeout=60, cwd=REPO, env={**os.environ, "PATH": VENV_PATH})
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from agent2389.errors import ToolExecutionError
-from agent2389.keys import Keys
-from agent2389.stats import StatsRecorder
+from agent2389.protocol.errors import ToolExecutionError
+from agent2389.state.keys import Keys
+from agent2389.state.stats import StatsRecorder
 from tests.workers.tools.mcp.conftest import HttpServer, stdio_entry
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor

@@ -1,0 +1,2 @@
+"""Configuration: agent files (``agent``: the agent.toml models; ``files``: loading and checking them;
+``mcp``: MCP server entries) and the process-wide ``settings`` read from the environment."""

@@ -1,0 +1,163 @@
+"""The messages of the 2389 protocol (PROTOCOL.md §3), parsed and validated once at the boundary.
+
+Unknown fields are ignored for meaning but carried along, so v2 fields (``version``, ``context``,
+``routing_trace``) reach the next agent unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent2389.protocol.errors import ErrorCode
+from agent2389.protocol.topics import canonicalize, is_publishable, require_conversation_id
+
+MAX_ERROR_MESSAGE_CHARS = 500
+_FORBIDDEN_IN_TOPIC = ("+", "#", "\x00")
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 UTC with a ``Z`` suffix, as every protocol timestamp is written."""
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _require_publishable_topic(topic: str) -> str:
+    if not topic.strip("/"):
+        raise ValueError("topic must name at least one level")
+    if any(bad in topic for bad in _FORBIDDEN_IN_TOPIC):
+        raise ValueError("topic must not contain '+', '#' or NUL")
+    if not is_publishable(topic):
+        raise ValueError("topic must be at most 65535 bytes without control characters or non-characters")
+    return topic
+
+
+def walk_pipeline(next_step: Any) -> int:
+    """Count the nested ``next`` objects, iteratively, so hostile nesting cannot exhaust the stack.
+
+    Raises ValueError when a step is not a JSON object with a string ``topic``.
+    """
+    count = 0
+    while next_step is not None:
+        if not isinstance(next_step, dict):
+            raise ValueError("next must be an object or null")
+        topic = next_step.get("topic")
+        if not isinstance(topic, str):
+            raise ValueError("next.topic must be a string")
+        _require_publishable_topic(topic)
+        instruction = next_step.get("instruction")
+        if instruction is not None and not isinstance(instruction, str):
+            raise ValueError("next.instruction must be a string or null")
+        count += 1
+        next_step = next_step.get("next")
+    return count
+
+
+class NextTask(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    topic: str
+    instruction: str | None = None
+    input: Any = None
+    next: dict[str, Any] | None = None
+
+
+class TaskEnvelope(BaseModel):
+    """A task as received on ``/control/agents/{id}/input``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str = Field(min_length=1, max_length=64)
+    conversation_id: str = Field(min_length=1, max_length=256)
+    topic: str = Field(min_length=1, max_length=1024)
+    instruction: str | None = None
+    input: dict[str, Any] | str
+    next: dict[str, Any] | None = None
+
+    @field_validator("task_id")
+    @classmethod
+    def _task_id_is_uuid(cls, value: str) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise ValueError("must be a UUID") from None
+        return value
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _conversation_id_is_one_level(cls, value: str) -> str:
+        try:
+            return require_conversation_id(value)
+        except Exception as exc:
+            raise ValueError(str(exc).removeprefix("conversation_id ")) from None
+
+    @field_validator("next", mode="after")
+    @classmethod
+    def _pipeline_is_well_formed(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        walk_pipeline(value)
+        return value
+
+    @property
+    def depth(self) -> int:
+        """1 + the number of nested ``next`` objects [FR-013]."""
+        return 1 + walk_pipeline(self.next)
+
+    def pipeline_fingerprint(self) -> str:
+        """Identifies this visit: same task id and same remaining pipeline = same delivery [FR-010]."""
+        remaining = json.dumps(self.next, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        digest = hashlib.blake2b(remaining.encode(), digest_size=12).hexdigest()
+        return f"{self.task_id}:{digest}"
+
+    def forwarded(self, final_text: str) -> TaskEnvelope:
+        """The envelope for the ``next`` agent: its input is this agent's final text."""
+        if self.next is None:
+            raise ValueError("no next step to forward to")
+        step = NextTask.model_validate(self.next)
+        extras = {k: v for k, v in (self.model_extra or {}).items()}
+        return TaskEnvelope.model_validate(
+            {
+                **extras,
+                **(step.model_extra or {}),
+                "task_id": self.task_id,
+                "conversation_id": self.conversation_id,
+                "topic": canonicalize(step.topic),
+                "instruction": step.instruction,
+                "input": final_text,
+                "next": step.next,
+            }
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class AgentStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    agent_id: str
+    status: Literal["available", "unavailable"]
+    timestamp: str = Field(default_factory=utc_timestamp)
+
+
+class TaskResponse(BaseModel):
+    task_id: str
+    response: str
+
+
+class ErrorBody(BaseModel):
+    code: ErrorCode
+    message: str = Field(max_length=MAX_ERROR_MESSAGE_CHARS)
+
+
+class TaskError(BaseModel):
+    error: ErrorBody
+    task_id: str | None
+
+    @classmethod
+    def of(cls, code: ErrorCode, message: str, task_id: str | None) -> TaskError:
+        return cls(error=ErrorBody(code=code, message=message), task_id=task_id)

@@ -1,0 +1,314 @@
+"""What bridge and workers record in Redis, so the web app can add it up across every replica.
+
+Each call is one pipelined round trip, or, with ``background=True`` (bridge and workers), is queued and
+written together with the calls of other tasks by one thread, so a task waits for no round trip of
+stats; the calls of one round trip are merged into few commands (agent2389.state.stats_batch). Recording
+never breaks the work it describes: a Redis error here is logged and the numbers are lost, never the
+task.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from agent2389.state.keys import Keys
+from agent2389.state.stats_batch import StatsBatch
+from agent2389.state.usage import WINDOWS, TokenUsage, bucket
+
+log = logging.getLogger("agent2389.stats")
+
+# Upper bounds in seconds of the task duration histogram (Prometheus `le`), the last one is +Inf.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+DURATION_WINDOW = 1000
+RECENT_TASKS = 1000
+TIMELINE_TTL_S = 24 * 3600
+MINUTE_STATS_TTL_S = 2 * 3600
+# A task still marked in flight after this long lost its finish (its worker died after publishing):
+# no task runs this long (LLM and tool time-outs times the budget), so it is dropped from the count.
+IN_FLIGHT_STALE_S = 3600
+# Background recording: how long the writer lets calls gather (stats reach Redis this much later, in
+# one round trip for all), the most calls per round trip, and the most kept while Redis is slow. The
+# more tasks a round trip carries, the fewer commands each costs (agent2389.state.stats_batch); 50 ms
+# rather than 10 ms took 0.1 ms of CPU per task off a busy worker, and no reader needs stats sooner.
+BATCH_WAIT_S = 0.05
+BATCH_MAX = 500
+PENDING_MAX = 100_000
+
+def in_flight_member(agent_id: str, task_id: str) -> str:
+    return f"{agent_id}:{task_id}"
+
+
+def bucket_label(seconds: float) -> str:
+    for bound in DURATION_BUCKETS:
+        if seconds <= bound:
+            return str(bound)
+    return "+Inf"
+
+
+class StatsRecorder:
+    def __init__(self, client: redis.Redis, keys: Keys, background: bool = False, owner: str | None = None) -> None:
+        self._redis = client
+        self._keys = keys
+        # Who runs the tasks this process starts: its worker's heartbeat id (agent2389.state.presence). A task
+        # counts as in progress only while that worker beats.
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._pending: queue.SimpleQueue[Callable[[StatsBatch], None] | threading.Event] | None = None
+        if background:
+            self._pending = queue.SimpleQueue()
+            threading.Thread(target=self._write_forever, name="stats", daemon=True).start()
+
+    def flush(self, timeout_s: float = 2.0) -> bool:
+        """Wait until every call made so far is written (or failed); True unless ``timeout_s`` passed."""
+        if self._pending is None:
+            return True
+        written = threading.Event()
+        self._pending.put(written)
+        return written.wait(timeout_s)
+
+    def task_received(self, agent_id: str, task_id: str | None = None, conversation_id: str | None = None) -> None:
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, "tasks_received")
+            batch.set_field_once(key, "first_received", now)
+            batch.set_field(key, "last_received", now)
+            batch.add_member(self._keys.agents_index(), agent_id)
+            if task_id is not None:
+                self._event(batch, task_id, agent_id, "received", conversation_id=conversation_id)
+
+        self._run(record)
+
+    def task_rejected(self, agent_id: str, reason: str) -> None:
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, "tasks_rejected")
+            batch.incr(key, f"rejected_{reason}")
+            batch.add_member(self._keys.agents_index(), agent_id)
+
+        self._run(record)
+
+    def task_started(self, agent_id: str, task_id: str, conversation_id: str, depth: int) -> None:
+        """``depth`` is the task's protocol pipeline depth (1 + nested ``next``); the stats' pipeline
+        depth is the number of tasks in flight at once, as the runbook reads it."""
+
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, "tasks_started")
+            batch.set_field(key, "last_started", now)
+            batch.add_member(self._keys.agents_index(), agent_id)
+            batch.raise_field(key, "max_task_depth", depth)
+            batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
+            batch.start(key, f"{agent_id}:", in_flight_member(agent_id, task_id), now)
+            batch.set_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id), self._owner)
+            batch.expire(self._keys.in_flight_owners(), IN_FLIGHT_STALE_S)
+            self._event(batch, task_id, agent_id, "started", conversation_id=conversation_id, depth=depth)
+
+        self._run(record)
+
+    def task_finished(self, agent_id: str, task_id: str, duration_s: float, error_code: str | None,
+                      message: str | None = None) -> None:
+        """``message`` is the already sanitized error text, shown in the task's timeline."""
+
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, "tasks_failed" if error_code else "tasks_completed")
+            if error_code:
+                batch.incr(key, f"failed_{error_code}")
+            batch.incr_float(key, "duration_seconds_sum", duration_s)
+            batch.set_field(key, "last_finished", now)
+            batch.incr(self._keys.histogram(agent_id), bucket_label(duration_s))
+            batch.push_head(self._keys.durations(agent_id), round(duration_s * 1000, 3), keep=DURATION_WINDOW)
+            batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
+            batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
+            batch.delete_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id))
+            minute = self._keys.minute_stats(agent_id, int(now // 60))
+            batch.incr(minute, "failed" if error_code else "completed")
+            batch.expire(minute, MINUTE_STATS_TTL_S)
+            batch.add_member(self._keys.agents_index(), agent_id)
+            state = "failed" if error_code else "completed"
+            self._event(batch, task_id, agent_id, state, duration_ms=round(duration_s * 1000, 3),
+                        error_code=error_code, message=message)
+
+        self._run(record)
+
+    def task_settled(self, agent_id: str, task_id: str) -> None:
+        """A delivery found already answered: the worker that answered it may have died before its stats
+        were written. Make the task's record and the in-flight set say it is done. The counters are left
+        alone: another live worker's finish may still be on its way, and a task must never count twice."""
+        self.flush()  # this process's own finish of the task, if it is still queued here
+        try:
+            timeline = self._redis.lrange(self._keys.task_timeline(task_id), 0, -1)
+        except redis.RedisError as exc:
+            log.debug("task timeline not read: %s", type(exc).__name__)
+            timeline = []
+        recorded = _finish_recorded(timeline, agent_id)
+
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.agent_stats(agent_id)
+            batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
+            batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
+            batch.delete_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id))
+            if not recorded:
+                self._event(batch, task_id, agent_id, "completed", recovered=True)
+
+        self._run(record)
+
+    def tool_call(self, agent_id: str, tool: str, duration_s: float, outcome: str, task_id: str | None = None,
+                  error: str | None = None) -> None:
+        """``outcome`` is ``ok``, ``failed`` or ``timeout``; with ``task_id`` the call joins the task's
+        timeline (``error``: the sanitized reason it failed)."""
+
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.tool_stats(agent_id, tool)
+            batch.incr(key, "executions")
+            if outcome != "ok":
+                batch.incr(key, "failures")
+            if outcome == "timeout":
+                batch.incr(key, "timeouts")
+            batch.incr_float(key, "duration_seconds_sum", duration_s)
+            batch.set_field(key, "last_execution", time.time())
+            batch.add_member(self._keys.tools_index(agent_id), tool)
+            if task_id is not None:
+                self._event(batch, task_id, agent_id, "tool_call", tool=tool, outcome=outcome,
+                            duration_ms=round(duration_s * 1000, 3), error=error)
+
+        self._run(record)
+
+    def llm_call(self, agent_id: str, model: str, duration_s: float, input_tokens: int, output_tokens: int,
+                 ok: bool, task_id: str | None = None, error: str | None = None,
+                 **usage: float | None) -> None:
+        """``usage`` (cache_read_tokens, cache_write_tokens, cost) only joins the task's timeline event; the
+        agent's totals of those are ``llm_usage``'s."""
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.llm_stats(agent_id, model)
+            batch.incr(key, "calls")
+            if not ok:
+                batch.incr(key, "failures")
+            batch.incr(key, "input_tokens", input_tokens)
+            batch.incr(key, "output_tokens", output_tokens)
+            batch.incr_float(key, "duration_seconds_sum", duration_s)
+            batch.set_field(key, "last_call", time.time())
+            batch.add_member(self._keys.models_index(agent_id), model)
+            if task_id is not None:
+                self._event(batch, task_id, agent_id, "llm_call", model=model, ok=ok,
+                            duration_ms=round(duration_s * 1000, 3), input_tokens=input_tokens,
+                            output_tokens=output_tokens, error=error, **usage)
+
+        self._run(record)
+
+    def llm_usage(self, agent_id: str, model: str, usage: TokenUsage, cost: float,
+                  currency: str | None = None) -> None:
+        """Cache tokens and cost of one successful call (``llm_call`` records calls and plain tokens), and
+        all of its usage in the agent's hour and day windows (agent2389.state.usage)."""
+
+        def record(batch: StatsBatch) -> None:
+            now = time.time()
+            key = self._keys.llm_stats(agent_id, model)
+            batch.incr(key, "cache_read_tokens", usage.cache_read_tokens)
+            batch.incr(key, "cache_write_tokens", usage.cache_write_tokens)
+            batch.add_member(self._keys.models_index(agent_id), model)
+            if currency is not None:
+                batch.incr_float(key, "cost", cost)
+                batch.set_field(key, "currency", currency)
+            for window, length_s, _, ttl_s in WINDOWS:
+                bucket_key = self._keys.llm_usage_window(agent_id, window, bucket(now, length_s))
+                batch.incr(bucket_key, "calls")
+                batch.incr(bucket_key, "input_tokens", usage.input_tokens)
+                batch.incr(bucket_key, "output_tokens", usage.output_tokens)
+                batch.incr(bucket_key, "cache_read_tokens", usage.cache_read_tokens)
+                batch.incr(bucket_key, "cache_write_tokens", usage.cache_write_tokens)
+                if cost:
+                    batch.incr_float(bucket_key, "cost", cost)
+                batch.expire(bucket_key, ttl_s)
+
+        self._run(record)
+
+    def llm_wait(self, agent_id: str, seconds: float) -> None:
+        """A call that waited for the fleet-wide limiter (workers/llm/limiter.py) before it could start."""
+
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, "llm_waits")
+            batch.incr_float(key, "llm_wait_seconds_sum", seconds)
+
+        self._run(record)
+
+    def mqtt_published(self, count: int = 1, failed: bool = False) -> None:
+        field = "publish_failures" if failed else "messages_published"
+        self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), field, count))
+
+    def task_event(self, task_id: str, agent_id: str, event: str, **data: Any) -> None:
+        self._run(lambda batch: self._event(batch, task_id, agent_id, event, **data))
+
+    def _event(self, batch: StatsBatch, task_id: str, agent_id: str, event: str, **data: Any) -> None:
+        now = time.time()
+        entry = {"event": event, "agent": agent_id, "at": now, **{k: v for k, v in data.items() if v is not None}}
+        timeline = self._keys.task_timeline(task_id)
+        batch.push_tail(timeline, json.dumps(entry))
+        batch.expire(timeline, TIMELINE_TTL_S)
+        batch.score(self._keys.recent_tasks(), task_id, now, keep=RECENT_TASKS)
+
+    def _run(self, record: Callable[[StatsBatch], None]) -> None:
+        if self._pending is not None:
+            if self._pending.qsize() < PENDING_MAX:
+                self._pending.put(record)
+            return
+        self._write([record])
+
+    def _write(self, records: list[Callable[[StatsBatch], None]]) -> None:
+        batch = StatsBatch()
+        for record in records:
+            record(batch)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            batch.write(pipe)
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.debug("stats not recorded: %s", type(exc).__name__)
+
+    def _write_forever(self) -> None:
+        assert self._pending is not None
+        while True:
+            batch = [self._pending.get()]
+            if not isinstance(batch[0], threading.Event):
+                time.sleep(BATCH_WAIT_S)
+            while len(batch) < BATCH_MAX and not self._pending.empty():
+                batch.append(self._pending.get())
+            records = [item for item in batch if not isinstance(item, threading.Event)]
+            if records:
+                try:
+                    self._write(records)
+                except Exception:
+                    log.exception("stats not recorded")
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
+
+
+def _finish_recorded(timeline: list[Any], agent_id: str) -> bool:
+    """Whether ``agent_id``'s latest start of the task in ``timeline`` was followed by its finish."""
+    finished = False
+    for raw in timeline:
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("agent") == agent_id:
+            if event.get("event") == "started":
+                finished = False
+            elif event.get("event") in ("completed", "failed"):
+                finished = True
+    return finished

@@ -1,0 +1,22 @@
+"""Process settings from the environment: Celery's events switch."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent2389.celery_app import create_celery
+from agent2389.config.settings import Settings
+from agent2389.protocol.errors import ConfigError
+
+
+@pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("on", True), ("0", False), ("false", False)])
+def test_celery_events_are_on_unless_the_environment_turns_them_off(value: str, on: bool) -> None:
+    settings = Settings.from_env(None, {"AGENT2389_CELERY_EVENTS": value})
+    conf = create_celery(settings).conf
+    assert settings.celery_events is on
+    assert conf.worker_send_task_events is on and conf.task_send_sent_event is on
+
+
+def test_a_celery_events_value_that_is_no_switch_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="AGENT2389_CELERY_EVENTS must be 1 or 0"):
+        Settings.from_env(None, {"AGENT2389_CELERY_EVENTS": "sometimes"})
