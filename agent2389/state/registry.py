@@ -74,13 +74,18 @@ class AgentRegistry:
 
     def agents(self) -> list[AgentRecord]:
         """Every agent seen (and not cleared), sorted by id."""
+        return self.read()[0]
+
+    def read(self) -> tuple[list[AgentRecord], int]:
+        """Every agent seen, sorted by id, and how many non-statuses were ignored: one round trip."""
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(self._keys.registry())
         pipe.zrangebyscore(self._keys.registry_own(), time.time() - OWN_CLAIM_TTL_S, "+inf")
-        raw, own_ids = pipe.execute()
+        pipe.get(self._keys.registry_ignored())
+        raw, own_ids, ignored = pipe.execute()
         own = {_text(agent_id) for agent_id in own_ids}
         records = [_record(_text(value), own) for value in raw.values()]
-        return sorted((r for r in records if r is not None), key=lambda r: r.agent_id)
+        return sorted((r for r in records if r is not None), key=lambda r: r.agent_id), int(ignored or 0)
 
     def routable(self) -> list[AgentRecord]:
         """The agents that may be routed to now, sorted by id."""
@@ -91,13 +96,7 @@ class AgentRegistry:
         return next((r for r in self.agents() if r.agent_id == agent_id), None)
 
     def summary(self) -> RegistrySummary:
-        now = time.time()
-        records = self.agents()
-        by_state = {"available": 0, "unavailable": 0, "expired": 0}
-        for record in records:
-            by_state[record.state(now)] += 1
-        ignored = int(self._redis.get(self._keys.registry_ignored()) or 0)
-        return RegistrySummary(by_state, sum(1 for r in records if r.foreign), ignored)
+        return summarize(*self.read(), time.time())
 
     # -- writing (the bridge) ----------------------------------------------------------------------------
 
@@ -145,6 +144,13 @@ class AgentRegistry:
         self._redis.incr(self._keys.registry_ignored())
         log.debug("ignored a payload on %r: %s", topic[:200], why)
         return "ignored"
+
+
+def summarize(records: list[AgentRecord], ignored: int, now: float) -> RegistrySummary:
+    by_state = {"available": 0, "unavailable": 0, "expired": 0}
+    for record in records:
+        by_state[record.state(now)] = by_state.get(record.state(now), 0) + 1
+    return RegistrySummary(by_state, sum(1 for r in records if r.foreign), ignored)
 
 
 def _message_expiry(properties: Any) -> float | None:
