@@ -16,7 +16,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent2389.config.agent import MqttSection
 from agent2389.mqtt import connect_options, make_client
+from agent2389.protocol.envelope import AgentStatus
 from agent2389.protocol.status import agent_id_from_status_topic
+from agent2389.protocol.topics import status_topic
 from agent2389.state.registry import AgentRegistry
 
 log = logging.getLogger("agent2389.bridge.registry")
@@ -48,9 +50,17 @@ class StatusWatcher:
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Disconnect. Our agents' links have just published ``unavailable``: record that now, so no process
+        routes to them meanwhile, rather than hoping their messages arrive before the disconnect."""
         self._stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
+        try:
+            for agent_id in sorted(self._own):
+                stopped = AgentStatus(agent_id=agent_id, status="unavailable").model_dump_json().encode()
+                self._registry.observe(status_topic(agent_id), stopped)
+        except redis.RedisError as exc:
+            log.warning("could not record our agents as unavailable in Redis (%s)", type(exc).__name__)
 
     def _connected(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         if reason.is_failure:

@@ -135,3 +135,14 @@ def test_our_own_status_without_a_message_expiry_expires_after_three_heartbeats(
     record = wait_until(lambda: record_of(registry, ours), 10, "our status is in the registry")
     assert not record.foreign
     assert record.expires_at == pytest.approx(record.last_seen + 90)
+
+
+def test_a_stopping_bridge_records_its_own_agents_unavailable_at_once(
+        broker: Broker, registry: AgentRegistry, start_watcher: Callable[..., StatusWatcher]) -> None:
+    ours, theirs = broker.agent("ours"), broker.agent("theirs")
+    watcher = start_watcher(own=(ours,))
+    broker.status(ours)
+    broker.status(theirs)
+    wait_until(lambda: {ours, theirs} <= {r.agent_id for r in registry.routable()}, 10, "both are routable")
+    watcher.stop()
+    assert [r.agent_id for r in registry.routable() if r.agent_id in (ours, theirs)] == [theirs]
