@@ -36,7 +36,7 @@ class StatusWatcher:
         self._own = frozenset(own)
         # Our own statuses carry an MQTT 5 expiry; on MQTT 3.1.1 the registry applies the same one itself.
         self._own_expiry_s = own_expiry_s
-        self._redis_lost = threading.Event()
+        self.redis_lost = threading.Event()
         self._stopping = threading.Event()
         self.subscribed = threading.Event()
         self._logged: set[str] = set()
@@ -94,8 +94,8 @@ class StatusWatcher:
 
     def _lost(self, exc: redis.RedisError) -> None:
         # The status is gone for now; once Redis answers, subscribing again brings every retained one back.
-        if not self._redis_lost.is_set():
-            self._redis_lost.set()
+        if not self.redis_lost.is_set():
+            self.redis_lost.set()
             log.warning("cannot record agent statuses in Redis (%s); will resubscribe when it answers",
                         type(exc).__name__)
             threading.Thread(target=self._resubscribe_when_back, name="registry-retry", daemon=True).start()
@@ -106,7 +106,7 @@ class StatusWatcher:
                 self._registry.agents()
             except redis.RedisError:
                 continue
-            self._redis_lost.clear()
+            self.redis_lost.clear()
             self.client.subscribe(STATUS_FILTER, qos=1)
             log.info("Redis answers again; statuses are recorded again")
             return
