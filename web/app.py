@@ -1,7 +1,7 @@
 """The operations web app: ``create_app(settings)`` and ``serve(settings, port)``.
 
 Health and metrics stay open (probes and Prometheus need them); inspection and the dashboard need
-the bearer token when ``WEB_AUTH_TOKEN`` is set. No request calls Celery ``inspect`` or waits long
+the bearer token when ``AGENT2389_WEB_AUTH_TOKEN`` is set. No request calls Celery ``inspect`` or waits long
 for a dead service: everything is read from Redis with short time-outs.
 """
 
@@ -203,8 +203,8 @@ def warn_when_exposed(settings: Settings, host: str) -> bool:
     if settings.web_auth_token or is_loopback(host):
         return False
     log.warning(
-        "WEB_AUTH_TOKEN is not set and the web app listens on a non-loopback address: anyone who can reach "
-        "it reads /api and the dashboard (task content). Set WEB_AUTH_TOKEN or bind with --host 127.0.0.1.",
+        "AGENT2389_WEB_AUTH_TOKEN is not set and the web app listens on a non-loopback address: anyone who can reach "
+        "it reads /api and the dashboard (task content). Set AGENT2389_WEB_AUTH_TOKEN or bind with --host 127.0.0.1.",
         extra={"fields": {"host": host}},
     )
     return True

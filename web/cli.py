@@ -40,7 +40,7 @@ def run_web(args: argparse.Namespace) -> int:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
         reason = "is already in use by another program" if exc.errno == errno.EADDRINUSE else "cannot be used"
-        print(f"agent2389 web: port {port} {reason} ({exc.strerror}); choose another with --port or HEALTH_PORT",
+        print(f"agent2389 web: port {port} {reason} ({exc.strerror}); choose another with --port or AGENT2389_WEB_PORT",
               file=sys.stderr)
         return 2
     return 0

@@ -42,7 +42,7 @@ class Verdict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--url", help="health URL to query (default: http://127.0.0.1:$HEALTH_PORT/health)")
+    what.add_argument("--url", help="health URL to query (default: http://127.0.0.1:$AGENT2389_WEB_PORT/health)")
     what.add_argument("--role", choices=ROLES, help="check the process of this role running in this container")
     what.add_argument("--self", dest="detect_role", action="store_true",
                       help="check this container's own process, whatever its role (for the image's HEALTHCHECK)")

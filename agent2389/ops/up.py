@@ -23,6 +23,7 @@ from types import FrameType
 
 import redis
 
+from agent2389.config import environment
 from agent2389.config.settings import Settings
 from agent2389.ops.embedded import EmbeddedService, ensure_mqtt, ensure_redis
 from agent2389.ops.readiness import ReadinessWatch
@@ -57,7 +58,7 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     supervisor = Supervisor(lambda command: _spawn(command, env), on_restart=restarts.record)
     base = [sys.executable, "-m", "agent2389.ops.cli"]
     config = ["--config", str(args.config)]
-    env["HEALTH_PORT"] = str(args.port)
+    env[environment.WEB_PORT] = str(args.port)
     for index in range(args.workers):
         supervisor.start(f"worker-{index + 1}", [*base, "worker", *config, "--concurrency", str(args.concurrency)])
     supervisor.start("web", [*base, "web", *config, "--port", str(args.port)])
@@ -92,8 +93,8 @@ def port_problem(port: int) -> str | None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return (f"port {port} is already in use by another program; choose another with --port or "
-                        "HEALTH_PORT")
-            return f"cannot listen on port {port} ({exc.strerror}); choose another with --port or HEALTH_PORT"
+                        "AGENT2389_WEB_PORT")
+            return f"cannot listen on port {port} ({exc.strerror}); choose another with --port or AGENT2389_WEB_PORT"
     return None
 
 
@@ -123,7 +124,7 @@ def _embedded_services(settings: Settings, env: dict[str, str]) -> list[Embedded
     if mqtt_service is not None:
         started.append(mqtt_service)
         if mqtt_service.protocol:
-            env["AGENT2389_MQTT_PROTOCOL"] = mqtt_service.protocol
+            env[environment.MQTT_PROTOCOL] = mqtt_service.protocol
     return started
 
 
