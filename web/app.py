@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from agent2389 import __version__
 from agent2389.config.settings import Settings
+from agent2389.state.redis_client import INSPECTION, connect_redis
 from web.aggregate import metrics_document
 from web.api import api
 from web.context import EXTENSION, WebContext, web_context
@@ -29,7 +30,7 @@ from web.dashboard import dashboard
 from web.headers import add_security_headers
 from web.health import Check, evaluate, overall, readiness, redis_down
 from web.prometheus import SystemCollector
-from web.snapshot import Snapshot, connect
+from web.snapshot import Snapshot
 
 log = logging.getLogger("agent2389.web")
 
@@ -56,7 +57,7 @@ class InOrderJSON(DefaultJSONProvider):
 
 def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
     app = Flask(__name__)
-    context = WebContext(settings, client if client is not None else connect(settings))
+    context = WebContext(settings, client if client is not None else connect_redis(settings, INSPECTION))
     app.extensions[EXTENSION] = context
     app.json = InOrderJSON(app)
 

@@ -26,6 +26,7 @@ from agent2389.protocol.errors import ConfigError
 from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.state.keys import Keys
 from agent2389.state.presence import Presence, read_bridge_state
+from agent2389.state.redis_client import connect_redis, probe_role
 
 ROLES = ("web", "bridge", "worker")
 MAX_BODY_BYTES = 64 * 1024
@@ -117,7 +118,7 @@ def describe_body(body: bytes) -> str:
 
 def check_role(settings: Settings, role: str, timeout: float) -> Verdict:
     keys = Keys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = connect_redis(settings, probe_role(timeout))
     try:
         if role == "bridge":
             return _bridge_verdict(client, keys)
