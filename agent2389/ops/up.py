@@ -39,14 +39,28 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     if taken is not None:
         print(f"agent2389 up: {taken}", file=sys.stderr)
         return CANNOT_START
-    embedded: list[EmbeddedService] = []
     env = dict(os.environ)
-    if not args.no_embedded:
-        try:
-            embedded = _embedded_services(settings, env)
-        except RuntimeError as exc:
-            log.error("%s", exc)
-            return 1
+    try:
+        embedded = [] if args.no_embedded else _embedded_services(settings, env)
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    stop = _stop_on_signals()
+    supervisor = _start_processes(args, settings, env)
+    log.info("agent2389 is starting: %d worker(s), agents %s; Ctrl-C stops", args.workers,
+             ", ".join(a.id for a in settings.agents))
+    problem = _watch(supervisor, ReadinessWatch(settings, args.port), stop, args, settings)
+    if problem is not None:
+        log.error("%s; stopping everything", problem)
+    supervisor.stop_in_order([lambda name: name == "bridge", lambda name: name.startswith("worker"),
+                              lambda name: name == "web"])
+    for service in reversed(embedded):
+        service.stop()
+    log.info("agent2389 stopped")
+    return 0 if problem is None else 1
+
+
+def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -54,6 +68,10 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def _start_processes(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> Supervisor:
     restarts = RestartCounter(settings)
     supervisor = Supervisor(lambda command: _spawn(command, env), on_restart=restarts.record)
     base = [sys.executable, "-m", "agent2389.ops.cli"]
@@ -63,25 +81,20 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         supervisor.start(f"worker-{index + 1}", [*base, "worker", *config, "--concurrency", str(args.concurrency)])
     supervisor.start("web", [*base, "web", *config, "--port", str(args.port)])
     supervisor.start("bridge", [*base, "bridge", *config])
-    log.info("agent2389 is starting: %d worker(s), agents %s; Ctrl-C stops", args.workers,
-             ", ".join(a.id for a in settings.agents))
-    readiness = ReadinessWatch(settings, args.port)
-    problem: str | None = None
+    return supervisor
+
+
+def _watch(supervisor: Supervisor, readiness: ReadinessWatch, stop: threading.Event, args: argparse.Namespace,
+           settings: Settings) -> str | None:
+    """Until Ctrl-C, SIGTERM or a process that cannot be kept running (its problem); says "is up" once ready."""
     while not stop.wait(0.2):
         problem = supervisor.check()
         if problem is not None:
-            break
+            return problem
         if readiness.poll():
             log.info("agent2389 is up: %d worker(s), agents %s; health at http://127.0.0.1:%d/health; Ctrl-C "
                      "stops", args.workers, ", ".join(a.id for a in settings.agents), args.port)
-    if problem is not None:
-        log.error("%s; stopping everything", problem)
-    supervisor.stop_in_order([lambda name: name == "bridge", lambda name: name.startswith("worker"),
-                              lambda name: name == "web"])
-    for service in reversed(embedded):
-        service.stop()
-    log.info("agent2389 stopped")
-    return 0 if problem is None else 1
+    return None
 
 
 def port_problem(port: int) -> str | None:
