@@ -1,10 +1,10 @@
 """The Celery app that Celery's own tools find: ``celery -A agent2389 inspect ping``, ``purge``, ``events``,
 ``control revoke``, ``flower``.
 
-It is configured like ``agent2389 worker`` (the broker, key prefix and transport from ``REDIS_URL``,
-``AGENT2389_KEY_PREFIX``, ``AGENT2389_VISIBILITY_TIMEOUT``), read when a command first needs the
-configuration, not at import; importing it connects to nothing. Workers are started with ``agent2389
-worker``, which verifies the agents first; ``celery -A agent2389 worker`` says so and exits.
+It is configured like ``agent2389 worker`` (the broker, key prefix and transport from
+``AGENT2389_REDIS_URL``, ``AGENT2389_KEY_PREFIX``, ``AGENT2389_VISIBILITY_TIMEOUT``), read when a command
+first needs the configuration, not at import; importing it connects to nothing. Workers are started with
+``agent2389 worker``, which verifies the agents first; ``celery -A agent2389 worker`` says so and exits.
 """
 
 from __future__ import annotations

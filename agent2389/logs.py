@@ -81,7 +81,7 @@ def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | N
     handler.setFormatter(PrettyFormatter() if fmt == "pretty" else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+    root.setLevel(level)
     # Library warnings become log lines too: every line a process writes is JSON in JSON mode.
     logging.captureWarnings(True)
     for noisy in ("httpx", "httpcore", "httpx2", "httpcore2", "anthropic", "urllib3"):

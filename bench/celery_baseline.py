@@ -22,6 +22,7 @@ from celery import Celery
 from celery.signals import worker_ready
 
 from agent2389.celery_app import create_celery
+from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL, Settings
 
 NOOP_TASK = "bench.noop"
@@ -31,7 +32,8 @@ STOCK, AGENT2389 = "kombu", "agent2389"
 
 
 def app_for(prefix: str) -> Celery:
-    app = create_celery(Settings(redis_url=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), key_prefix=prefix))
+    redis_url = environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL)
+    app = create_celery(Settings(redis_url=redis_url, key_prefix=prefix))
     if os.environ.get(TRANSPORT_ENV, STOCK) == STOCK:
         # Bare Celery is Celery with kombu's own Redis transport: agent2389's transport (parked messages,
         # batch fetch, batched acks, one client per pool) is part of what is measured, not of the baseline.

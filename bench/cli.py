@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL
 from bench.report import Row, machine, table, target_lines, targets
 from bench.runs import Context
@@ -30,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-seconds", type=float, default=15.0, help="length of the open-loop latency runs")
     p.add_argument("--llm-delay", type=float, default=2.0, help="seconds the fan-in scenario's LLM takes")
     p.add_argument("--in-flight", type=int, default=1000, help="tasks in flight in the fan-in scenario")
-    p.add_argument("--log-level", default="INFO", help="LOG_LEVEL of bridge and workers (INFO in production)")
+    p.add_argument("--log-level", default="INFO", help="AGENT2389_LOG_LEVEL of bridge and workers (INFO in production)")
     p.add_argument("--json", metavar="FILE", nargs="?", const="-", help="write the results as JSON (- = stdout)")
     p.add_argument("--keep", action="store_true", help="keep the run directory with every process's log")
     p.add_argument("--count-round-trips", action="store_true",
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes(tasks=args.tasks, workers=args.workers, concurrency=args.concurrency, window=args.window,
                   scale=tuple(int(n) for n in args.scale.split(",")), latency_seconds=args.latency_seconds,
                   llm_delay_s=args.llm_delay, in_flight=args.in_flight)
-    redis_url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    redis_url = environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL)
     run_dir = Path(tempfile.mkdtemp(prefix="agent2389-bench-"))
     about = machine()
     rows: list[Row] = []

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 
+from agent2389.config import environment
 from agent2389.config.agent import AgentConfig
 from agent2389.config.settings import DEFAULT_REDIS_URL
 from agent2389.protocol.errors import LLMError
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-retries", type=int, default=2, help="[llm] max_retries (default 2)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+    client = redis.Redis.from_url(environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL))
     keys = Keys(f"agent2389-bench-{uuid.uuid4().hex[:8]}")
     fake = CapacityFake(args.capacity, args.delay, args.retry_after).start()
     os.environ[API_KEY_ENV] = fake.api_key

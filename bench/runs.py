@@ -72,7 +72,7 @@ def agent_stack(ctx: Context, name: str, agent_ids: list[str], workers: int, con
                 llm: dict[str, Any], env: dict[str, str] | None = None) -> Iterator[Stack]:
     """A bridge and ``workers`` worker processes serving ``agent_ids``; every key removed afterwards."""
     stack = Stack(ctx.directory(name), ctx.redis_url, ctx.broker.port,
-                  extra_env={"LOG_LEVEL": ctx.log_level, **ctx.env(), **(env or {})})
+                  extra_env={"AGENT2389_LOG_LEVEL": ctx.log_level, **ctx.env(), **(env or {})})
     config = write_agents(stack.run_dir / "agents", agent_ids, ctx.broker.url, llm)
     try:
         for number in range(1, workers + 1):
@@ -119,7 +119,7 @@ def celery_run(ctx: Context, scenario: str, workers: int, concurrency: int, coun
     keys = Keys(prefix)
     queue = f"agent.{NOOP_AGENT}"
     directory = ctx.directory("celery-noop")
-    env = {**os.environ, "REDIS_URL": ctx.redis_url, **ctx.env(), TRANSPORT_ENV: transport}
+    env = {**os.environ, "AGENT2389_REDIS_URL": ctx.redis_url, **ctx.env(), TRANSPORT_ENV: transport}
     module = ["-m", "bench.celery_baseline"]
     children = [Child(f"worker-{n}", [*module, "worker", prefix, queue, str(concurrency)],
                       directory / f"worker-{n}.log", env) for n in range(1, workers + 1)]

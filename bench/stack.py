@@ -68,8 +68,8 @@ class Stack:
     processes: list[Started] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "REDIS_URL": self.redis_url, "AGENT2389_KEY_PREFIX": self.key_prefix,
-                "LOG_FORMAT": "json", **self.extra_env}
+        return {**os.environ, "AGENT2389_REDIS_URL": self.redis_url, "AGENT2389_KEY_PREFIX": self.key_prefix,
+                "AGENT2389_LOG_FORMAT": "json", **self.extra_env}
 
     def start(self, name: str, args: list[str]) -> Started:
         log_path = self.run_dir / f"{name}.log"

@@ -26,6 +26,7 @@ from agent2389.protocol.envelope import TaskEnvelope
 from agent2389.protocol.errors import ServiceUnavailableError
 from agent2389.state.ledger import DUPLICATE, NEW, PENDING, TaskLedger
 from agent2389.state.stats import StatsRecorder
+from agent2389.state.timeline import TaskEvent
 from bridge.agent_link import AgentLink
 from bridge.enqueue import Enqueuer
 from bridge.intake import Accepted, Rejected, depth_error, examine
@@ -227,7 +228,7 @@ class Dispatcher:
         """The task is in Redis: no longer only claimed, and its timeline and log say so."""
         self._claimed.discard(fingerprint)
         self._enqueued.add(fingerprint)
-        self._stats.task_event(envelope.task_id, self._link.agent.id, "queued", celery_id=celery_id,
+        self._stats.task_event(envelope.task_id, self._link.agent.id, TaskEvent.QUEUED, celery_id=celery_id,
                                conversation_id=envelope.conversation_id)
         log.info("task queued", extra=log_fields(depth=envelope.depth, **fields,
                                                  enqueue_ms=round((time.perf_counter() - started) * 1000, 2)))

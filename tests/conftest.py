@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
+from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL
 from tests.services import Service, find_or_start
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 def redis_service() -> Iterator[Service]:
     service = find_or_start(
         "redis",
-        os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
+        environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL),
         "redis-server",
         ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{tmp}"],
     )
@@ -35,7 +35,7 @@ def redis_service() -> Iterator[Service]:
 @pytest.fixture(scope="session")
 def mqtt_service() -> Iterator[Service]:
     service = find_or_start(
-        "mosquitto", os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"), "mosquitto", ["-p", "{port}"]
+        "mosquitto", environment.value(environment.MQTT_URL, "mqtt://127.0.0.1:1883"), "mosquitto", ["-p", "{port}"]
     )
     yield service
     service.stop()

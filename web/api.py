@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from flask import Blueprint, Response, jsonify, request
 
+from agent2389.state.timeline import LIFECYCLE
 from web import inspection
 from web.auth import require_token
 from web.context import web_context
@@ -75,7 +76,7 @@ def task(task_id: str) -> tuple[Response, int]:
 
 def parse_task_query(agent: str | None, state: str | None, limit: str | None) -> inspection.TaskQuery:
     if state and state not in inspection.STATES:
-        raise InvalidQueryError(f"state must be one of {', '.join(inspection.LIFECYCLE)}")
+        raise InvalidQueryError(f"state must be one of {', '.join(LIFECYCLE)}")
     if agent is not None and len(agent) > MAX_ID_CHARS:
         raise InvalidQueryError(f"an agent id has at most {MAX_ID_CHARS} characters")
     try:

@@ -1,7 +1,7 @@
 """The operations web app: ``create_app(settings)`` and ``serve(settings, port)``.
 
 Health and metrics stay open (probes and Prometheus need them); inspection and the dashboard need
-the bearer token when ``WEB_AUTH_TOKEN`` is set. No request calls Celery ``inspect`` or waits long
+the bearer token when ``AGENT2389_WEB_AUTH_TOKEN`` is set. No request calls Celery ``inspect`` or waits long
 for a dead service: everything is read from Redis with short time-outs.
 """
 
@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from agent2389 import __version__
 from agent2389.config.settings import Settings
+from agent2389.state.redis_client import INSPECTION, connect_redis
 from web.aggregate import metrics_document
 from web.api import api
 from web.context import EXTENSION, WebContext, web_context
@@ -29,7 +30,7 @@ from web.dashboard import dashboard
 from web.headers import add_security_headers
 from web.health import Check, evaluate, overall, readiness, redis_down
 from web.prometheus import SystemCollector
-from web.snapshot import Snapshot, connect
+from web.snapshot import Snapshot
 
 log = logging.getLogger("agent2389.web")
 
@@ -56,7 +57,7 @@ class InOrderJSON(DefaultJSONProvider):
 
 def create_app(settings: Settings, client: redis.Redis | None = None) -> Flask:
     app = Flask(__name__)
-    context = WebContext(settings, client if client is not None else connect(settings))
+    context = WebContext(settings, client if client is not None else connect_redis(settings, INSPECTION))
     app.extensions[EXTENSION] = context
     app.json = InOrderJSON(app)
 
@@ -203,8 +204,8 @@ def warn_when_exposed(settings: Settings, host: str) -> bool:
     if settings.web_auth_token or is_loopback(host):
         return False
     log.warning(
-        "WEB_AUTH_TOKEN is not set and the web app listens on a non-loopback address: anyone who can reach "
-        "it reads /api and the dashboard (task content). Set WEB_AUTH_TOKEN or bind with --host 127.0.0.1.",
+        "AGENT2389_WEB_AUTH_TOKEN is not set and the web app listens on a non-loopback address: anyone who can reach "
+        "it reads /api and the dashboard (task content). Set AGENT2389_WEB_AUTH_TOKEN or bind with --host 127.0.0.1.",
         extra={"fields": {"host": host}},
     )
     return True

@@ -1,4 +1,4 @@
-"""The bearer token that guards what reveals task content, when ``WEB_AUTH_TOKEN`` is set.
+"""The bearer token that guards what reveals task content, when ``AGENT2389_WEB_AUTH_TOKEN`` is set.
 
 Scripts send ``Authorization: Bearer <token>``. A browser opens ``/dashboard?token=<token>`` once:
 it gets an HttpOnly cookie holding a keyed hash of the token (never the token) and is redirected to
@@ -50,7 +50,7 @@ def require_token(view: F) -> F:
     @wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not is_authorized(request):
-            response = jsonify(error="unauthorized", message="send Authorization: Bearer <WEB_AUTH_TOKEN>")
+            response = jsonify(error="unauthorized", message="send Authorization: Bearer <AGENT2389_WEB_AUTH_TOKEN>")
             response.status_code = 401
             response.headers["WWW-Authenticate"] = 'Bearer realm="agent2389"'
             return response

@@ -17,11 +17,12 @@ from agent2389.config.settings import Settings
 from agent2389.logs import setup_logging
 from agent2389.ops.cli import load_settings
 from agent2389.state.keys import Keys
+from agent2389.state.redis_client import INSPECTION, connect_redis
 from web import inspection, terminal
 from web.api import InvalidQueryError, parse_task_query
 from web.app import serve
 from web.health import evaluate, overall, redis_down
-from web.snapshot import connect, read_snapshot
+from web.snapshot import read_snapshot
 
 RENDER = {"workers": terminal.workers_table, "queues": terminal.queues_table,
           "agents": terminal.agents_table, "tasks": terminal.tasks_table}
@@ -40,7 +41,7 @@ def run_web(args: argparse.Namespace) -> int:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
         reason = "is already in use by another program" if exc.errno == errno.EADDRINUSE else "cannot be used"
-        print(f"agent2389 web: port {port} {reason} ({exc.strerror}); choose another with --port or HEALTH_PORT",
+        print(f"agent2389 web: port {port} {reason} ({exc.strerror}); choose another with --port or AGENT2389_WEB_PORT",
               file=sys.stderr)
         return 2
     return 0
@@ -55,7 +56,7 @@ def _quiet_settings(args: argparse.Namespace) -> Settings:
 
 def run_inspect(args: argparse.Namespace) -> int:
     settings = _quiet_settings(args)
-    client = connect(settings)
+    client = connect_redis(settings, INSPECTION)
     try:
         if args.what == "tasks":
             query = parse_task_query(args.agent, args.state, str(args.limit))
@@ -76,7 +77,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     """One screen: health, agents, workers, queues and the last errors; exit 0 only when healthy."""
     settings = _quiet_settings(args)
-    client = connect(settings)
+    client = connect_redis(settings, INSPECTION)
     try:
         started = time.perf_counter()
         client.ping()

@@ -11,7 +11,7 @@ INSPECT_TARGETS = ("workers", "queues", "agents", "tasks")
 
 def web_arguments(parser: argparse.ArgumentParser) -> None:
     config_argument(parser)
-    parser.add_argument("--port", type=int, help="port to serve on (default: HEALTH_PORT or 8080)")
+    parser.add_argument("--port", type=int, help="port to serve on (default: AGENT2389_WEB_PORT or 8080)")
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default: all interfaces)")  # noqa: S104
 
 

@@ -1,7 +1,7 @@
 """Flower-style inspection: workers, queues, agents and tasks, as plain JSON-ready data.
 
 The same functions feed ``/api/...``, the dashboard and ``agent2389 inspect``. Task lists and
-timelines come from the events bridge and workers record per task (see agent2389.state.stats).
+timelines come from the events bridge and workers record per task (see agent2389.state.timeline).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import Any
 import redis
 
 from agent2389.state.keys import Keys, queue_name
+from agent2389.state.timeline import FINISHED, LIFECYCLE, TaskEvent
 from web.aggregate import RECENT_MINUTES, recent
 from web.discovery import with_registry
 from web.snapshot import Snapshot
 from web.usage import llm_usage
 
-# Events that move a task from one state to the next; any other event (llm_call, tool_call, …) is a
-# step inside the current state.
-LIFECYCLE = ("received", "queued", "started", "retrying", "completed", "failed")
+# A task's state is its latest lifecycle event; the other events (LLM and tool calls) are steps inside it.
 STATES = frozenset(LIFECYCLE)
 MAX_LIMIT = 500
 _SCAN_BATCH = 100
@@ -129,24 +128,31 @@ def summarize(task_id: str, events: list[dict[str, Any]], agent: str | None = No
 
 
 def _hop(ordered: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where one agent's part of a task is, when each part of it began and ended, and the work it did."""
     first = {e["event"]: float(e["at"]) for e in reversed(ordered) if "event" in e and "at" in e}
     last = {e["event"]: e for e in ordered if "event" in e}
     state = next((e["event"] for e in reversed(ordered) if e.get("event") in STATES), "unknown")
-    finished = last.get(state) if state in ("completed", "failed") else None
-    arrived = first.get("received", first.get("queued"))
+    finished = last.get(state) if state in FINISHED else None
+    arrived = first.get(TaskEvent.RECEIVED, first.get(TaskEvent.QUEUED))
+    started = first.get(TaskEvent.STARTED)
+    llm_calls = _events(ordered, TaskEvent.LLM_CALL)
     return {
         "state": state,
-        "attempts": sum(1 for e in ordered if e.get("event") == "started"),
+        "attempts": len(_events(ordered, TaskEvent.STARTED)),
         "received_at": arrived,
-        "started_at": float(last["started"]["at"]) if "started" in last else None,
+        "started_at": float(last[TaskEvent.STARTED]["at"]) if TaskEvent.STARTED in last else None,
         "finished_at": float(finished["at"]) if finished else None,
-        "queue_wait_ms": round((first["started"] - arrived) * 1000, 3) if arrived and "started" in first else None,
+        "queue_wait_ms": round((started - arrived) * 1000, 3) if arrived and started is not None else None,
         "duration_ms": finished.get("duration_ms") if finished else None,
         "error_code": finished.get("error_code") if finished else None,
-        "llm_calls": sum(1 for e in ordered if e.get("event") == "llm_call"),
-        **_llm_spent([e for e in ordered if e.get("event") == "llm_call"]),
-        "tool_calls": sum(1 for e in ordered if e.get("event") == "tool_call"),
+        "llm_calls": len(llm_calls),
+        **_llm_spent(llm_calls),
+        "tool_calls": len(_events(ordered, TaskEvent.TOOL_CALL)),
     }
+
+
+def _events(ordered: list[dict[str, Any]], kind: TaskEvent) -> list[dict[str, Any]]:
+    return [e for e in ordered if e.get("event") == kind]
 
 
 def _llm_spent(calls: list[dict[str, Any]]) -> dict[str, Any]:
@@ -206,7 +212,7 @@ def timeline(client: redis.Redis, keys: Keys, task_id: str) -> dict[str, Any] | 
 
 
 def last_errors(client: redis.Redis, keys: Keys, limit: int = 5) -> list[dict[str, Any]]:
-    failed = tasks(client, keys, TaskQuery(state="failed", limit=limit))
+    failed = tasks(client, keys, TaskQuery(state=TaskEvent.FAILED, limit=limit))
     for task in failed:
         detail = timeline(client, keys, task["task_id"]) or {"events": []}
         messages = [e.get("message") or e.get("error") for e in detail["events"] if e.get("message") or e.get("error")]

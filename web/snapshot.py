@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from agent2389.config.settings import Settings
 from agent2389.state.keys import Keys, queue_name
@@ -25,18 +23,6 @@ from agent2389.state.stats import IN_FLIGHT_STALE_S
 from web.usage import read_windows
 
 THROUGHPUT_MINUTES = 15
-
-
-def connect(settings: Settings) -> redis.Redis:
-    """A client that gives up fast: a health check must report a dead Redis, not wait for it."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
-        retry=Retry(NoBackoff(), 1),
-        health_check_interval=10,
-        decode_responses=True,
-    )
 
 
 @dataclass

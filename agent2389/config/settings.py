@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
+from agent2389.config import environment
 from agent2389.config.agent import AgentConfig
 from agent2389.config.files import load_agents
 from agent2389.protocol.errors import ConfigError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True)
@@ -44,26 +47,23 @@ class Settings:
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         agents = tuple(load_agents(config_path)) if config_path is not None else ()
-        protocol = env.get("AGENT2389_MQTT_PROTOCOL")
+        protocol = environment.value(environment.MQTT_PROTOCOL, "", env)
         if protocol:
             agents = tuple(_with_protocol(agent, protocol) for agent in agents)
-        try:
-            return cls(
-                agents=agents,
-                redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
-                key_prefix=env.get("AGENT2389_KEY_PREFIX", "agent2389"),
-                log_format=env.get("LOG_FORMAT", "json"),
-                log_level=env.get("LOG_LEVEL", "INFO").upper(),
-                web_port=int(env.get("HEALTH_PORT", "8080")),
-                web_auth_token=env.get("WEB_AUTH_TOKEN") or None,
-                visibility_timeout_s=int(env.get("AGENT2389_VISIBILITY_TIMEOUT", "30")),
-                reverify_s=float(env.get("AGENT2389_REVERIFY_INTERVAL", "30")),
-                celery_events=_flag(env, "AGENT2389_CELERY_EVENTS", default=True),
-                status_heartbeat_s=_seconds_in_range(float(env.get("AGENT2389_STATUS_HEARTBEAT", "30")),
-                                             "AGENT2389_STATUS_HEARTBEAT"),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"bad number in environment: {exc}") from None
+        return cls(
+            agents=agents,
+            redis_url=environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL, env),
+            key_prefix=environment.value(environment.KEY_PREFIX, "agent2389", env),
+            log_format=_choice(env, environment.LOG_FORMAT, environment.LOG_FORMATS, "json"),
+            log_level=_choice(env, environment.LOG_LEVEL, environment.LOG_LEVELS, "INFO"),
+            web_port=_number(env, environment.WEB_PORT, 8080, int),
+            web_auth_token=environment.value(environment.WEB_AUTH_TOKEN, "", env) or None,
+            visibility_timeout_s=_number(env, environment.VISIBILITY_TIMEOUT, 30, int),
+            reverify_s=_number(env, environment.REVERIFY_INTERVAL, 30.0, float),
+            celery_events=_flag(env, environment.CELERY_EVENTS, default=True),
+            status_heartbeat_s=_seconds_in_range(
+                _number(env, environment.STATUS_HEARTBEAT, 30.0, float), environment.STATUS_HEARTBEAT),
+        )
 
     def agent(self, agent_id: str) -> AgentConfig:
         for agent in self.agents:
@@ -78,8 +78,32 @@ class Settings:
         return {name for agent in self.agents for name in agent.referenced_env_vars()}
 
 
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of ``allowed`` (in any case); another value is an error, never a silent fall back to the default."""
+    found = environment.lookup(name, env)
+    if found is None:
+        return default
+    variable, raw = found
+    for option in allowed:
+        if raw.strip().lower() == option.lower():
+            return option
+    raise ConfigError(f"{variable} must be one of {', '.join(allowed)}, not {raw!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: N, kind: Callable[[str], N]) -> N:
+    found = environment.lookup(name, env)
+    if found is None:
+        return default
+    variable, raw = found
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"bad number in environment: {variable} must be {what}, not {raw!r}") from None
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    value = env.get(name, "").strip().lower()
+    value = environment.value(name, "", env).strip().lower()
     if not value:
         return default
     if value in ("1", "true", "yes", "on"):

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent2389 import __version__
+from agent2389.config import environment
 from agent2389.config.agent import AgentConfig
 from agent2389.config.files import inspect_config
 from agent2389.config.settings import Settings
@@ -78,7 +79,7 @@ def load_settings(args: argparse.Namespace, require_config: bool = True) -> Sett
     if require_config and not args.config:
         raise ConfigError("--config PATH is required")
     settings = Settings.from_env(args.config)
-    secrets = environment_secrets(settings.secret_env_names() | {"WEB_AUTH_TOKEN"})
+    secrets = environment_secrets(settings.secret_env_names() | set(environment.names(environment.WEB_AUTH_TOKEN)))
     setup_logging(settings.log_level, settings.log_format, secrets)
     log.info("Configuration loaded", extra={"fields": {"agents": [a.id for a in settings.agents]}})
     return settings
@@ -129,14 +130,14 @@ def _up_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes (default 1)")
     parser.add_argument("--concurrency", type=int, default=100, metavar="N",
                         help="tasks each worker process runs at once (default 100)")
-    parser.add_argument("--port", type=int, default=None, help="web app port (default HEALTH_PORT or 8080)")
+    parser.add_argument("--port", type=int, default=None, help="web app port (default AGENT2389_WEB_PORT or 8080)")
     parser.add_argument("--no-embedded", action="store_true",
                         help="never start a local Redis or MQTT broker, even when none answers")
 
 
 def _broker_argument(parser: argparse.ArgumentParser) -> None:
     config_argument(parser)
-    parser.add_argument("--broker", metavar="URL", help="MQTT broker (default: the config's, MQTT_URL, or "
+    parser.add_argument("--broker", metavar="URL", help="MQTT broker (default: the config's, AGENT2389_MQTT_URL, or "
                         "mqtt://localhost:1883)")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import queue
 import sys
 import time
@@ -15,6 +14,7 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from agent2389.addresses import broker_address
+from agent2389.config import environment
 from agent2389.config.agent import MqttSection
 from agent2389.config.files import load_agents
 from agent2389.mqtt import connect_options, make_client, wait_for_puback
@@ -27,12 +27,12 @@ RETAINED_STATUS_WAIT_S = 1.0
 
 
 def broker_settings(args: argparse.Namespace) -> MqttSection:
-    """``--broker`` wins, then the first agent of ``--config``, then MQTT_URL, then localhost."""
+    """``--broker`` wins, then the first agent of ``--config``, then AGENT2389_MQTT_URL, then localhost."""
     if getattr(args, "broker", None):
         return MqttSection(broker_url=args.broker)
     if getattr(args, "config", None):
         return load_agents(args.config)[0].mqtt
-    return MqttSection(broker_url=os.environ.get("MQTT_URL", "mqtt://localhost:1883"))
+    return MqttSection(broker_url=environment.value(environment.MQTT_URL, "mqtt://localhost:1883"))
 
 
 def connect(mqtt: MqttSection, inbox: queue.Queue[Received], topics: list[str]) -> paho.Client:

@@ -26,6 +26,7 @@ from agent2389.protocol.errors import ConfigError
 from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.state.keys import Keys
 from agent2389.state.presence import Presence, read_bridge_state
+from agent2389.state.redis_client import connect_redis, probe_role
 
 ROLES = ("web", "bridge", "worker")
 MAX_BODY_BYTES = 64 * 1024
@@ -42,7 +43,7 @@ class Verdict:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_mutually_exclusive_group()
-    what.add_argument("--url", help="health URL to query (default: http://127.0.0.1:$HEALTH_PORT/health)")
+    what.add_argument("--url", help="health URL to query (default: http://127.0.0.1:$AGENT2389_WEB_PORT/health)")
     what.add_argument("--role", choices=ROLES, help="check the process of this role running in this container")
     what.add_argument("--self", dest="detect_role", action="store_true",
                       help="check this container's own process, whatever its role (for the image's HEALTHCHECK)")
@@ -117,7 +118,7 @@ def describe_body(body: bytes) -> str:
 
 def check_role(settings: Settings, role: str, timeout: float) -> Verdict:
     keys = Keys(settings.key_prefix)
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    client = connect_redis(settings, probe_role(timeout))
     try:
         if role == "bridge":
             return _bridge_verdict(client, keys)

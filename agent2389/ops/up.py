@@ -23,6 +23,7 @@ from types import FrameType
 
 import redis
 
+from agent2389.config import environment
 from agent2389.config.settings import Settings
 from agent2389.ops.embedded import EmbeddedService, ensure_mqtt, ensure_redis
 from agent2389.ops.readiness import ReadinessWatch
@@ -38,41 +39,17 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
     if taken is not None:
         print(f"agent2389 up: {taken}", file=sys.stderr)
         return CANNOT_START
-    embedded: list[EmbeddedService] = []
     env = dict(os.environ)
-    if not args.no_embedded:
-        try:
-            embedded = _embedded_services(settings, env)
-        except RuntimeError as exc:
-            log.error("%s", exc)
-            return 1
-    stop = threading.Event()
-
-    def request_stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    restarts = RestartCounter(settings)
-    supervisor = Supervisor(lambda command: _spawn(command, env), on_restart=restarts.record)
-    base = [sys.executable, "-m", "agent2389.ops.cli"]
-    config = ["--config", str(args.config)]
-    env["HEALTH_PORT"] = str(args.port)
-    for index in range(args.workers):
-        supervisor.start(f"worker-{index + 1}", [*base, "worker", *config, "--concurrency", str(args.concurrency)])
-    supervisor.start("web", [*base, "web", *config, "--port", str(args.port)])
-    supervisor.start("bridge", [*base, "bridge", *config])
+    try:
+        embedded = [] if args.no_embedded else _embedded_services(settings, env)
+    except RuntimeError as exc:
+        log.error("%s", exc)
+        return 1
+    stop = _stop_on_signals()
+    supervisor = _start_processes(args, settings, env)
     log.info("agent2389 is starting: %d worker(s), agents %s; Ctrl-C stops", args.workers,
              ", ".join(a.id for a in settings.agents))
-    readiness = ReadinessWatch(settings, args.port)
-    problem: str | None = None
-    while not stop.wait(0.2):
-        problem = supervisor.check()
-        if problem is not None:
-            break
-        if readiness.poll():
-            log.info("agent2389 is up: %d worker(s), agents %s; health at http://127.0.0.1:%d/health; Ctrl-C "
-                     "stops", args.workers, ", ".join(a.id for a in settings.agents), args.port)
+    problem = _watch(supervisor, ReadinessWatch(settings, args.port), stop, args, settings)
     if problem is not None:
         log.error("%s; stopping everything", problem)
     supervisor.stop_in_order([lambda name: name == "bridge", lambda name: name.startswith("worker"),
@@ -81,6 +58,43 @@ def run_up(args: argparse.Namespace, settings: Settings) -> int:
         service.stop()
     log.info("agent2389 stopped")
     return 0 if problem is None else 1
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
+
+
+def _start_processes(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> Supervisor:
+    restarts = RestartCounter(settings)
+    supervisor = Supervisor(lambda command: _spawn(command, env), on_restart=restarts.record)
+    base = [sys.executable, "-m", "agent2389.ops.cli"]
+    config = ["--config", str(args.config)]
+    env[environment.WEB_PORT] = str(args.port)
+    for index in range(args.workers):
+        supervisor.start(f"worker-{index + 1}", [*base, "worker", *config, "--concurrency", str(args.concurrency)])
+    supervisor.start("web", [*base, "web", *config, "--port", str(args.port)])
+    supervisor.start("bridge", [*base, "bridge", *config])
+    return supervisor
+
+
+def _watch(supervisor: Supervisor, readiness: ReadinessWatch, stop: threading.Event, args: argparse.Namespace,
+           settings: Settings) -> str | None:
+    """Until Ctrl-C, SIGTERM or a process that cannot be kept running (its problem); says "is up" once ready."""
+    while not stop.wait(0.2):
+        problem = supervisor.check()
+        if problem is not None:
+            return problem
+        if readiness.poll():
+            log.info("agent2389 is up: %d worker(s), agents %s; health at http://127.0.0.1:%d/health; Ctrl-C "
+                     "stops", args.workers, ", ".join(a.id for a in settings.agents), args.port)
+    return None
 
 
 def port_problem(port: int) -> str | None:
@@ -92,8 +106,8 @@ def port_problem(port: int) -> str | None:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return (f"port {port} is already in use by another program; choose another with --port or "
-                        "HEALTH_PORT")
-            return f"cannot listen on port {port} ({exc.strerror}); choose another with --port or HEALTH_PORT"
+                        "AGENT2389_WEB_PORT")
+            return f"cannot listen on port {port} ({exc.strerror}); choose another with --port or AGENT2389_WEB_PORT"
     return None
 
 
@@ -123,7 +137,7 @@ def _embedded_services(settings: Settings, env: dict[str, str]) -> list[Embedded
     if mqtt_service is not None:
         started.append(mqtt_service)
         if mqtt_service.protocol:
-            env["AGENT2389_MQTT_PROTOCOL"] = mqtt_service.protocol
+            env[environment.MQTT_PROTOCOL] = mqtt_service.protocol
     return started
 
 

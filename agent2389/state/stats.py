@@ -4,12 +4,11 @@ Each call is one pipelined round trip, or, with ``background=True`` (bridge and 
 written together with the calls of other tasks by one thread, so a task waits for no round trip of
 stats; the calls of one round trip are merged into few commands (agent2389.state.stats_batch). Recording
 never breaks the work it describes: a Redis error here is logged and the numbers are lost, never the
-task.
+task. What a task's timeline holds is agent2389.state.timeline's; what LLM calls record, llm_stats'.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -22,16 +21,16 @@ from typing import Any
 import redis
 
 from agent2389.state.keys import Keys
+from agent2389.state.llm_stats import record_llm_call, record_llm_usage, record_llm_wait
 from agent2389.state.stats_batch import StatsBatch
-from agent2389.state.usage import WINDOWS, TokenUsage, bucket
+from agent2389.state.timeline import TaskEvent, finish_recorded, record_event
+from agent2389.state.usage import TokenUsage
 
 log = logging.getLogger("agent2389.stats")
 
 # Upper bounds in seconds of the task duration histogram (Prometheus `le`), the last one is +Inf.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 DURATION_WINDOW = 1000
-RECENT_TASKS = 1000
-TIMELINE_TTL_S = 24 * 3600
 MINUTE_STATS_TTL_S = 2 * 3600
 # A task still marked in flight after this long lost its finish (its worker died after publishing):
 # no task runs this long (LLM and tool time-outs times the budget), so it is dropped from the count.
@@ -43,6 +42,7 @@ IN_FLIGHT_STALE_S = 3600
 BATCH_WAIT_S = 0.05
 BATCH_MAX = 500
 PENDING_MAX = 100_000
+
 
 def in_flight_member(agent_id: str, task_id: str) -> str:
     return f"{agent_id}:{task_id}"
@@ -84,7 +84,7 @@ class StatsRecorder:
             batch.set_field(key, "last_received", now)
             batch.add_member(self._keys.agents_index(), agent_id)
             if task_id is not None:
-                self._event(batch, task_id, agent_id, "received", conversation_id=conversation_id)
+                record_event(batch, self._keys, task_id, agent_id, TaskEvent.RECEIVED, conversation_id=conversation_id)
 
         self._run(record)
 
@@ -112,7 +112,8 @@ class StatsRecorder:
             batch.start(key, f"{agent_id}:", in_flight_member(agent_id, task_id), now)
             batch.set_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id), self._owner)
             batch.expire(self._keys.in_flight_owners(), IN_FLIGHT_STALE_S)
-            self._event(batch, task_id, agent_id, "started", conversation_id=conversation_id, depth=depth)
+            record_event(batch, self._keys, task_id, agent_id, TaskEvent.STARTED, conversation_id=conversation_id,
+                         depth=depth)
 
         self._run(record)
 
@@ -137,9 +138,9 @@ class StatsRecorder:
             batch.incr(minute, "failed" if error_code else "completed")
             batch.expire(minute, MINUTE_STATS_TTL_S)
             batch.add_member(self._keys.agents_index(), agent_id)
-            state = "failed" if error_code else "completed"
-            self._event(batch, task_id, agent_id, state, duration_ms=round(duration_s * 1000, 3),
-                        error_code=error_code, message=message)
+            state = TaskEvent.FAILED if error_code else TaskEvent.COMPLETED
+            record_event(batch, self._keys, task_id, agent_id, state, duration_ms=round(duration_s * 1000, 3),
+                         error_code=error_code, message=message)
 
         self._run(record)
 
@@ -153,7 +154,7 @@ class StatsRecorder:
         except redis.RedisError as exc:
             log.debug("task timeline not read: %s", type(exc).__name__)
             timeline = []
-        recorded = _finish_recorded(timeline, agent_id)
+        recorded = finish_recorded(timeline, agent_id)
 
         def record(batch: StatsBatch) -> None:
             now = time.time()
@@ -162,7 +163,7 @@ class StatsRecorder:
             batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
             batch.delete_field(self._keys.in_flight_owners(), in_flight_member(agent_id, task_id))
             if not recorded:
-                self._event(batch, task_id, agent_id, "completed", recovered=True)
+                record_event(batch, self._keys, task_id, agent_id, TaskEvent.COMPLETED, recovered=True)
 
         self._run(record)
 
@@ -182,8 +183,8 @@ class StatsRecorder:
             batch.set_field(key, "last_execution", time.time())
             batch.add_member(self._keys.tools_index(agent_id), tool)
             if task_id is not None:
-                self._event(batch, task_id, agent_id, "tool_call", tool=tool, outcome=outcome,
-                            duration_ms=round(duration_s * 1000, 3), error=error)
+                record_event(batch, self._keys, task_id, agent_id, TaskEvent.TOOL_CALL, tool=tool, outcome=outcome,
+                             duration_ms=round(duration_s * 1000, 3), error=error)
 
         self._run(record)
 
@@ -192,74 +193,25 @@ class StatsRecorder:
                  **usage: float | None) -> None:
         """``usage`` (cache_read_tokens, cache_write_tokens, cost) only joins the task's timeline event; the
         agent's totals of those are ``llm_usage``'s."""
-        def record(batch: StatsBatch) -> None:
-            key = self._keys.llm_stats(agent_id, model)
-            batch.incr(key, "calls")
-            if not ok:
-                batch.incr(key, "failures")
-            batch.incr(key, "input_tokens", input_tokens)
-            batch.incr(key, "output_tokens", output_tokens)
-            batch.incr_float(key, "duration_seconds_sum", duration_s)
-            batch.set_field(key, "last_call", time.time())
-            batch.add_member(self._keys.models_index(agent_id), model)
-            if task_id is not None:
-                self._event(batch, task_id, agent_id, "llm_call", model=model, ok=ok,
-                            duration_ms=round(duration_s * 1000, 3), input_tokens=input_tokens,
-                            output_tokens=output_tokens, error=error, **usage)
-
-        self._run(record)
+        self._run(lambda batch: record_llm_call(batch, self._keys, agent_id, model, duration_s, input_tokens,
+                                                output_tokens, ok, task_id, error, usage))
 
     def llm_usage(self, agent_id: str, model: str, usage: TokenUsage, cost: float,
                   currency: str | None = None) -> None:
         """Cache tokens and cost of one successful call (``llm_call`` records calls and plain tokens), and
         all of its usage in the agent's hour and day windows (agent2389.state.usage)."""
-
-        def record(batch: StatsBatch) -> None:
-            now = time.time()
-            key = self._keys.llm_stats(agent_id, model)
-            batch.incr(key, "cache_read_tokens", usage.cache_read_tokens)
-            batch.incr(key, "cache_write_tokens", usage.cache_write_tokens)
-            batch.add_member(self._keys.models_index(agent_id), model)
-            if currency is not None:
-                batch.incr_float(key, "cost", cost)
-                batch.set_field(key, "currency", currency)
-            for window, length_s, _, ttl_s in WINDOWS:
-                bucket_key = self._keys.llm_usage_window(agent_id, window, bucket(now, length_s))
-                batch.incr(bucket_key, "calls")
-                batch.incr(bucket_key, "input_tokens", usage.input_tokens)
-                batch.incr(bucket_key, "output_tokens", usage.output_tokens)
-                batch.incr(bucket_key, "cache_read_tokens", usage.cache_read_tokens)
-                batch.incr(bucket_key, "cache_write_tokens", usage.cache_write_tokens)
-                if cost:
-                    batch.incr_float(bucket_key, "cost", cost)
-                batch.expire(bucket_key, ttl_s)
-
-        self._run(record)
+        self._run(lambda batch: record_llm_usage(batch, self._keys, agent_id, model, usage, cost, currency))
 
     def llm_wait(self, agent_id: str, seconds: float) -> None:
         """A call that waited for the fleet-wide limiter (workers/llm/limiter.py) before it could start."""
-
-        def record(batch: StatsBatch) -> None:
-            key = self._keys.agent_stats(agent_id)
-            batch.incr(key, "llm_waits")
-            batch.incr_float(key, "llm_wait_seconds_sum", seconds)
-
-        self._run(record)
+        self._run(lambda batch: record_llm_wait(batch, self._keys, agent_id, seconds))
 
     def mqtt_published(self, count: int = 1, failed: bool = False) -> None:
         field = "publish_failures" if failed else "messages_published"
         self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), field, count))
 
-    def task_event(self, task_id: str, agent_id: str, event: str, **data: Any) -> None:
-        self._run(lambda batch: self._event(batch, task_id, agent_id, event, **data))
-
-    def _event(self, batch: StatsBatch, task_id: str, agent_id: str, event: str, **data: Any) -> None:
-        now = time.time()
-        entry = {"event": event, "agent": agent_id, "at": now, **{k: v for k, v in data.items() if v is not None}}
-        timeline = self._keys.task_timeline(task_id)
-        batch.push_tail(timeline, json.dumps(entry))
-        batch.expire(timeline, TIMELINE_TTL_S)
-        batch.score(self._keys.recent_tasks(), task_id, now, keep=RECENT_TASKS)
+    def task_event(self, task_id: str, agent_id: str, event: TaskEvent, **data: Any) -> None:
+        self._run(lambda batch: record_event(batch, self._keys, task_id, agent_id, event, **data))
 
     def _run(self, record: Callable[[StatsBatch], None]) -> None:
         if self._pending is not None:
@@ -297,18 +249,3 @@ class StatsRecorder:
                 if isinstance(item, threading.Event):
                     item.set()
 
-
-def _finish_recorded(timeline: list[Any], agent_id: str) -> bool:
-    """Whether ``agent_id``'s latest start of the task in ``timeline`` was followed by its finish."""
-    finished = False
-    for raw in timeline:
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("agent") == agent_id:
-            if event.get("event") == "started":
-                finished = False
-            elif event.get("event") in ("completed", "failed"):
-                finished = True
-    return finished

@@ -145,6 +145,19 @@ class StatsBatch:
 
     def write(self, pipe: Any) -> None:
         """Queue the batch's commands on a redis-py pipeline (not executed here)."""
+        self._write_hashes(pipe)
+        self._write_sets_and_lists(pipe)
+        if self._maxima:
+            maxima = list(self._maxima.items())
+            pipe.eval(_RAISE, len(maxima), *(key for (key, _), _ in maxima),
+                      *(part for (_, field), value in maxima for part in (field, value)))
+        if self._in_flight_calls:
+            self._write_in_flight(pipe)
+        # Last: an expiry applies to everything written to its key.
+        for key, seconds in self._expiries.items():
+            pipe.expire(key, seconds)
+
+    def _write_hashes(self, pipe: Any) -> None:
         for (key, field), amount in self._increments.items():
             pipe.hincrby(key, field, amount)
         for (key, field), amount_f in self._float_increments.items():
@@ -155,9 +168,11 @@ class StatsBatch:
         for key, names in self._deleted_fields.items():
             if names:
                 pipe.hdel(key, *names)
-        for key, fields in self._first_fields.items():
-            for field, value in fields.items():
+        for key, first_fields in self._first_fields.items():
+            for field, value in first_fields.items():
                 pipe.hsetnx(key, field, value)
+
+    def _write_sets_and_lists(self, pipe: Any) -> None:
         for key, members in self._members.items():
             pipe.sadd(key, *members)
         for key, values in self._head_pushes.items():
@@ -168,14 +183,6 @@ class StatsBatch:
         for key, scores in self._scores.items():
             pipe.zadd(key, scores)
             pipe.zremrangebyrank(key, 0, -self._rank_limits[key] - 1)
-        if self._maxima:
-            maxima = list(self._maxima.items())
-            pipe.eval(_RAISE, len(maxima), *(key for (key, _), _ in maxima),
-                      *(part for (_, field), value in maxima for part in (field, value)))
-        if self._in_flight_calls:
-            self._write_in_flight(pipe)
-        for key, seconds in self._expiries.items():
-            pipe.expire(key, seconds)
 
     def _write_in_flight(self, pipe: Any) -> None:
         # EVAL rather than EVALSHA: redis-py asks Redis whether a pipeline's scripts exist (SCRIPT

@@ -89,8 +89,8 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "REDIS_URL": self.redis_url, "AGENT2389_KEY_PREFIX": self.key_prefix,
-                "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "AGENT2389_VISIBILITY_TIMEOUT": "6"}
+        return {**os.environ, "AGENT2389_REDIS_URL": self.redis_url, "AGENT2389_KEY_PREFIX": self.key_prefix,
+                "AGENT2389_LOG_FORMAT": "json", "AGENT2389_LOG_LEVEL": "INFO", "AGENT2389_VISIBILITY_TIMEOUT": "6"}
 
     def start(self, command: str, *args: str) -> Process:
         name = f"{command}-{len(self.processes)}"

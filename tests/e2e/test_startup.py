@@ -1,12 +1,16 @@
-"""Processes started while Redis or the MQTT broker is unreachable: they say where, and stop cleanly."""
+"""Processes started while Redis or the MQTT broker is unreachable: they say where, and stop cleanly; started
+with a wrong setting, they refuse to start and say which."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.e2e.stack import Process, Stack, write_agent
 from tests.services import free_port
 
@@ -53,3 +57,19 @@ def test_a_worker_stopped_while_it_retries_its_first_connection_exits_0_without_
     text = worker.log_path.read_text()
     assert PASSWORD not in text
     assert "Traceback" not in text and "cannot join thread" not in text
+
+
+@pytest.mark.parametrize("command", ["bridge", "worker", "web", "up"])
+@pytest.mark.parametrize(("variable", "value", "allowed"), [
+    ("AGENT2389_LOG_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("LOG_FORMAT", "xml", "json, pretty"),
+])
+def test_a_process_with_a_wrong_log_setting_refuses_to_start_naming_the_variable_and_its_values(
+    tmp_path: Path, unique_id: str, key_prefix: str, command: str, variable: str, value: str, allowed: str
+) -> None:
+    stack, _, _ = unreachable_stack(tmp_path, unique_id, key_prefix)
+    env = {name: setting for name, setting in stack.env().items() if "LOG_" not in name}
+    result = subprocess.run([sys.executable, "-m", "agent2389.ops.cli", command, "--config", str(stack.config_dir)],
+                            capture_output=True, text=True, timeout=30, cwd=REPO, env={**env, variable: value})
+    assert result.returncode == 2
+    assert result.stderr == f"agent2389 {command}: {variable} must be one of {allowed}, not {value!r}\n"

@@ -70,7 +70,8 @@ class Up:
 
 @pytest.fixture
 def env(redis_url: str, key_prefix: str) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": redis_url, "AGENT2389_KEY_PREFIX": key_prefix, "LOG_FORMAT": "json"}
+    return {**os.environ, "AGENT2389_REDIS_URL": redis_url, "AGENT2389_KEY_PREFIX": key_prefix,
+            "AGENT2389_LOG_FORMAT": "json"}
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_up_starts_embedded_redis_and_mosquitto_when_none_answers(tmp_path: Path
     config = tmp_path / "agents"
     config.mkdir()
     write_agent(config, f"echo-{unique_id}", f"mqtt://127.0.0.1:{mqtt_port}")
-    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "LOG_FORMAT": "json"}
+    env = {**os.environ, "AGENT2389_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "AGENT2389_LOG_FORMAT": "json"}
     up = Up(config, env, tmp_path)
     up_factory.append(up)
     result = up.inject("--config", str(config), "--agent", f"echo-{unique_id}", "embedded")
@@ -138,8 +139,8 @@ def test_without_mosquitto_up_embeds_amqtt_and_everything_speaks_mqtt_3_1_1(
     write_agent(config, f"echo-{unique_id}", f"mqtt://127.0.0.1:{mqtt_port}")
     visible = [str(Path(sys.executable).parent), *(d for d in os.environ["PATH"].split(os.pathsep)
                                                   if d and not (Path(d) / "mosquitto").exists())]
-    env = {**os.environ, "PATH": os.pathsep.join(visible), "REDIS_URL": redis_url,
-           "AGENT2389_KEY_PREFIX": key_prefix, "LOG_FORMAT": "json"}
+    env = {**os.environ, "PATH": os.pathsep.join(visible), "AGENT2389_REDIS_URL": redis_url,
+           "AGENT2389_KEY_PREFIX": key_prefix, "AGENT2389_LOG_FORMAT": "json"}
     up = Up(config, env, tmp_path)
     up_factory.append(up)
     result = up.inject("--config", str(config), "--agent", f"echo-{unique_id}", "old protocol")
@@ -207,7 +208,8 @@ def test_up_on_a_port_in_use_says_so_in_one_line_and_exits_2(tmp_path: Path, mqt
         result = cli("up", "--config", str(config), "--port", str(port), "--no-embedded", env=env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"agent2389 up: port {port} is already in use by another program; choose another with --port or HEALTH_PORT")
+        f"agent2389 up: port {port} is already in use by another program; choose another with --port or "
+        "AGENT2389_WEB_PORT")
     assert "is up" not in result.stdout + result.stderr
 
 
@@ -218,7 +220,8 @@ def test_up_with_an_unreachable_redis_names_it_never_claims_to_be_up_and_stops_c
     config.mkdir()
     write_agent(config, f"echo-{unique_id}", mqtt_url)
     redis_port = free_port()
-    env = {**os.environ, "REDIS_URL": f"redis://:s3cretpass@127.0.0.1:{redis_port}/0", "LOG_FORMAT": "json"}
+    env = {**os.environ, "AGENT2389_REDIS_URL": f"redis://:s3cretpass@127.0.0.1:{redis_port}/0",
+           "AGENT2389_LOG_FORMAT": "json"}
     up = Up(config, env, tmp_path, "--no-embedded")
     up_factory.append(up)
     up.wait_for_output(f"still waiting: Redis at redis://127.0.0.1:{redis_port}/0 does not answer")

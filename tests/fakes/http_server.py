@@ -36,44 +36,11 @@ class LocalServer:
         return f"http://{host!s}:{port}"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+        return type("Handler", (_Handler,), {"owner": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0) or 0))
-                seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                server.seen.append(seen)
-                status, headers, payload = server._route(seen)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                self._serve()
-
-            def do_HEAD(self) -> None:
-                self._serve()
-
-            def do_POST(self) -> None:
-                self._serve()
-
-            def do_PUT(self) -> None:
-                self._serve()
-
-            def do_PATCH(self) -> None:
-                self._serve()
-
-            def do_DELETE(self) -> None:
-                self._serve()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
+    def answer(self, seen: Seen) -> Answer:
+        self.seen.append(seen)
+        return self._route(seen)
 
     def __enter__(self) -> LocalServer:
         self._thread.start()
@@ -83,6 +50,45 @@ class LocalServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers every method from its ``owner`` (set on a subclass made per LocalServer)."""
+
+    owner: LocalServer
+
+    def _serve(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", 0) or 0))
+        seen = Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        status, headers, payload = self.owner.answer(seen)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_HEAD(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
 
 
 @contextmanager

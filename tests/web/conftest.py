@@ -22,6 +22,7 @@ from agent2389.state.keys import Keys
 from agent2389.state.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
 from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import StatsRecorder
+from agent2389.state.timeline import TaskEvent
 from web.app import create_app, make_server, stop_server
 
 AGENTS = ("echo", "writer")
@@ -74,7 +75,7 @@ class System:
              model: str | None = None) -> None:
         """A task's whole life: received and queued by the bridge, run and answered by a worker."""
         self.stats.task_received(agent)
-        self.stats.task_event(task_id, agent, "queued", conversation_id=conversation)
+        self.stats.task_event(task_id, agent, TaskEvent.QUEUED, conversation_id=conversation)
         self.stats.task_started(agent, task_id, conversation, 1)
         if model:
             self.stats.llm_call(agent, model, seconds / 2, 100, 40, error_code != "llm_error", task_id=task_id)

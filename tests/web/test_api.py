@@ -6,6 +6,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from agent2389.config.settings import Settings
+from agent2389.state.timeline import TaskEvent
 from tests.web.conftest import System
 from web.app import ENDPOINTS, create_app
 
@@ -74,7 +75,7 @@ def test_recent_tasks_can_be_filtered_by_agent_and_state_and_limited(client: Fla
     system.task("echo", "e1", 0.1)
     system.task("echo", "e2", 0.2, error_code="llm_error")
     system.task("writer", "w1", 0.3)
-    system.stats.task_event("w2", "writer", "queued", conversation_id="c9")
+    system.stats.task_event("w2", "writer", TaskEvent.QUEUED, conversation_id="c9")
     tasks = client.get("/api/tasks").get_json()["tasks"]
     assert [t["task_id"] for t in tasks] == ["w2", "w1", "e2", "e1"]
     assert tasks[0]["state"] == "queued" and tasks[0]["conversation_id"] == "c9"
@@ -96,6 +97,12 @@ def test_a_task_summary_has_its_timings(client: FlaskClient, system: System) -> 
 def test_bad_task_queries_are_refused_with_a_reason(client: FlaskClient, query: str) -> None:
     response = client.get(f"/api/tasks?{query}")
     assert response.status_code == 400 and response.get_json()["error"] == "bad_request"
+
+
+def test_the_state_filter_names_the_states_a_task_can_be_in(client: FlaskClient) -> None:
+    response = client.get("/api/tasks?state=retrying")
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "state must be one of received, queued, started, completed, failed"
 
 
 def test_a_task_timeline_lists_every_step_in_order(client: FlaskClient, system: System) -> None:

@@ -14,7 +14,7 @@ from tests.web.conftest import System
 
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> None:
-    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("AGENT2389_REDIS_URL", redis_url)
     monkeypatch.setenv("AGENT2389_KEY_PREFIX", key_prefix)
 
 
@@ -70,7 +70,7 @@ def test_status_is_one_screen_and_exits_zero_only_when_healthy(capsys: pytest.Ca
 
 def test_status_and_inspect_report_a_dead_redis_plainly(capsys: pytest.CaptureFixture[str],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("AGENT2389_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
     code, out = run(capsys, "status")
     assert code == 1 and "redis            unhealthy  Redis did not answer" in out
     assert main(["inspect", "workers"]) == 1
@@ -93,7 +93,7 @@ def test_control_characters_from_redis_reach_the_terminal_escaped_never_raw(
 def test_status_names_the_redis_it_cannot_reach_without_its_password(capsys: pytest.CaptureFixture[str],
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     port = free_port()
-    monkeypatch.setenv("REDIS_URL", f"redis://:hunter2secret@127.0.0.1:{port}/0")
+    monkeypatch.setenv("AGENT2389_REDIS_URL", f"redis://:hunter2secret@127.0.0.1:{port}/0")
     code, out = run(capsys, "status")
     assert code == 1 and f"at redis://127.0.0.1:{port}/0" in out
     assert "hunter2secret" not in out
@@ -124,7 +124,7 @@ def test_web_on_a_port_in_use_says_so_in_one_line_and_exits_2() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"agent2389 web: port {port} is already in use by another program (Address already in use); choose "
-        "another with --port or HEALTH_PORT")
+        "another with --port or AGENT2389_WEB_PORT")
     assert "Traceback" not in result.stderr
 
 

@@ -13,7 +13,7 @@ def test_no_token_on_a_non_loopback_address_is_a_warning_at_start_up(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="agent2389.web"):
         assert warn_when_exposed(settings, host)
-    assert "WEB_AUTH_TOKEN is not set" in caplog.text and "--host 127.0.0.1" in caplog.text
+    assert "AGENT2389_WEB_AUTH_TOKEN is not set" in caplog.text and "--host 127.0.0.1" in caplog.text
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
@@ -34,4 +34,4 @@ def test_making_the_server_is_where_the_warning_is_given(caplog: pytest.LogCaptu
     monkeypatch.setattr(web.app, "create_server", lambda app, host, **_: bound.append(host))
     with caplog.at_level(logging.WARNING, logger="agent2389.web"):
         web.app.make_server(settings, 8080, host="0.0.0.0")
-    assert bound == ["0.0.0.0"] and "WEB_AUTH_TOKEN is not set" in caplog.text
+    assert bound == ["0.0.0.0"] and "AGENT2389_WEB_AUTH_TOKEN is not set" in caplog.text

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
+from agent2389.config.settings import Settings
 from agent2389.logs import setup_logging
 from agent2389.protocol.errors import Agent2389Error, RetryableToolError
 from agent2389.protocol.sanitize import environment_secrets, sanitize_error_message
@@ -30,7 +31,9 @@ PARENT_CHECK_INTERVAL_S = 0.5
 
 def main() -> None:
     channel = _claim_stdout()
-    setup_logging(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
+    # The worker that starts this process read the same environment, so its settings were checked there.
+    settings = Settings.from_env(None)
+    setup_logging(settings.log_level, settings.log_format)
     setup = json.loads(sys.stdin.buffer.readline() or b"{}")
     _exit_with_parent(int(setup.get("parent_pid", os.getppid())))
     sys.path[:0] = [entry for entry in setup.get("sys_path", []) if entry not in sys.path]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from agent2389.ops.mqtt_tools import broker_settings
 from tests.conftest import REPO
 from tests.e2e.stack import MqttPeer
 from tests.services import free_port
@@ -144,3 +146,12 @@ def test_monitor_prints_status_and_conversation_traffic_as_json_lines(mqtt_url: 
     assert lines[0]["topic"] == f"/control/agents/{agent}/status" and lines[0]["retained"] is True
     assert lines[1] == {"topic": f"/conversations/c9/{agent}", "retained": False,
                         "payload": {"task_id": "t", "response": "done"}}
+
+
+def test_without_broker_or_config_the_broker_comes_from_agent2389_mqtt_url_then_mqtt_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MQTT_URL", "mqtt://127.0.0.1:1884")
+    assert broker_settings(argparse.Namespace()).port == 1884
+    monkeypatch.setenv("AGENT2389_MQTT_URL", "mqtt://127.0.0.1:1885")
+    assert broker_settings(argparse.Namespace()).port == 1885

@@ -80,9 +80,10 @@ def test_health_exits_1_and_names_every_failing_check(web: str) -> None:
     ]
 
 
-def test_health_defaults_to_the_health_endpoint_on_health_port(web: str) -> None:
+@pytest.mark.parametrize("variable", ["AGENT2389_WEB_PORT", "HEALTH_PORT"])
+def test_health_defaults_to_the_health_endpoint_on_the_web_port(web: str, variable: str) -> None:
     port = web.rsplit(":", 1)[1]
-    result = health(env={"HEALTH_PORT": port})
+    result = health(env={variable: port})
     assert result.returncode == 0 and result.stdout.startswith("healthy: "), result.stdout
 
 
@@ -103,8 +104,10 @@ def test_health_refuses_urls_that_are_not_http_and_never_shows_credentials() -> 
 
 
 def test_a_bad_health_port_is_unhealthy_not_a_crash() -> None:
-    result = health(env={"HEALTH_PORT": "eighty"})
-    assert result.returncode == 1 and result.stdout.startswith("unhealthy: bad number in environment")
+    result = health(env={"AGENT2389_WEB_PORT": "eighty"})
+    assert result.returncode == 1
+    assert result.stdout == (
+        "unhealthy: bad number in environment: AGENT2389_WEB_PORT must be a whole number, not 'eighty'\n")
 
 
 def test_the_body_summary_ignores_bodies_that_are_not_health_reports() -> None:

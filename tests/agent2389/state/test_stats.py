@@ -9,6 +9,7 @@ from redis.retry import Retry
 from agent2389.state.keys import Keys
 from agent2389.state.stats import DURATION_WINDOW, IN_FLIGHT_STALE_S, StatsRecorder, bucket_label
 from agent2389.state.stats_batch import StatsBatch
+from agent2389.state.timeline import TaskEvent
 from tests.services import free_port
 
 
@@ -131,7 +132,7 @@ def test_every_event_of_a_task_goes_to_its_timeline_and_the_recent_tasks(
     stats: StatsRecorder, redis_client: redis.Redis, keys: Keys
 ) -> None:
     stats.task_received("a", "t1", "conv")
-    stats.task_event("t1", "a", "queued", celery_id="x")
+    stats.task_event("t1", "a", TaskEvent.QUEUED, celery_id="x")
     stats.task_started("a", "t1", "conv", 2)
     stats.task_finished("a", "t1", 0.3, "llm_error", message="the model refused")
     events = [json.loads(e) for e in redis_client.lrange(keys.task_timeline("t1"), 0, -1)]
@@ -229,7 +230,7 @@ def test_a_batch_of_many_tasks_costs_two_commands_per_task_and_a_few_more(keys: 
     stats._run = lambda record: record(batch)  # type: ignore[method-assign]
     for n in range(50):
         stats.task_received("a")
-        stats.task_event(f"t{n}", "a", "queued", celery_id="x")
+        stats.task_event(f"t{n}", "a", TaskEvent.QUEUED, celery_id="x")
         stats.task_started("a", f"t{n}", "c", 1)
         stats.task_finished("a", f"t{n}", 0.01, None)
         stats.mqtt_published()
