@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import redis
+
 from agent2389.config.agent import AgentConfig
 from agent2389.logs import log_fields
 from agent2389.protocol.envelope import TaskEnvelope
@@ -70,6 +72,9 @@ class Router:
             decision = handoff or self._strategy(agent).decide(situation)
         except RoutingError as exc:
             return self._failed(agent, envelope, output, str(exc), started)
+        except redis.RedisError as exc:
+            return self._failed(agent, envelope, output, f"the agent registry could not be read "
+                                f"({type(exc).__name__})", started)
         except Exception:
             log.exception("routing failed unexpectedly")
             return self._failed(agent, envelope, output, "an unexpected error", started)
