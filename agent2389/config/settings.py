@@ -36,6 +36,8 @@ class Settings:
     reverify_s: float = 30.0
     # Celery task events, task-sent events and worker heartbeats, for Flower and `celery events`.
     celery_events: bool = True
+    # Progress events (PROTOCOL.md §10) on /control/agents/{id}/progress: best effort, QoS 0.
+    progress_events: bool = True
 
     @classmethod
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +58,7 @@ class Settings:
                 visibility_timeout_s=int(env.get("AGENT2389_VISIBILITY_TIMEOUT", "30")),
                 reverify_s=float(env.get("AGENT2389_REVERIFY_INTERVAL", "30")),
                 celery_events=_flag(env, "AGENT2389_CELERY_EVENTS", default=True),
+                progress_events=_flag(env, "AGENT2389_PROGRESS_EVENTS", default=True),
             )
         except ValueError as exc:
             raise ConfigError(f"bad number in environment: {exc}") from None
