@@ -29,6 +29,7 @@ from workers.llm.fleet import FleetControls
 from workers.llm.limiter import FleetLimiter
 from workers.llm.prompt import user_turn
 from workers.llm.provider import Provider, Turn
+from workers.progress import NO_PROGRESS, TaskProgress
 from workers.tools.base import ToolDescription
 from workers.tools.executor import ToolCall, ToolExecutor
 
@@ -78,7 +79,7 @@ class ToolLoopRunner:
         budget = Budget(self._agent.budget)
         while True:
             budget.spend_llm_call()
-            turn = self._turn(messages, tools, request.task_id)
+            turn = self._turn(messages, tools, request.task_id, request.progress, budget.llm_calls)
             if not turn.calls:
                 return final_text(turn)
             ending = next((call for call in turn.calls if call.name in ends), None)
@@ -88,14 +89,15 @@ class ToolLoopRunner:
                 budget.spend_llm_call()  # raises: there would be no LLM call left to read the results
             budget.spend_tool_calls(len(turn.calls))
             outcomes = self._tools.run_all([ToolCall(call.name, call.parameters) for call in turn.calls],
-                                           request.task_id)
+                                           request.task_id, request.progress)
             self._provider.add_results(messages, turn, outcomes)
 
-    def forced_call(self, task_id: str, prompt: str, tool: ToolDescription, model: str | None = None) -> Any:
+    def forced_call(self, task_id: str, prompt: str, tool: ToolDescription, model: str | None = None,
+                    progress: TaskProgress = NO_PROGRESS) -> Any:
         """One request that must answer by calling ``tool``: that call's parameters (not validated).
-        Goes through the fleet limits and stats like every call; raises LLMError."""
+        Goes through the fleet limits, stats and progress events like every call; raises LLMError."""
         self._provider.open()
-        turn = self._turn(self._provider.conversation(prompt), [tool], task_id, force_tool=tool["name"],
+        turn = self._turn(self._provider.conversation(prompt), [tool], task_id, progress, 1, force_tool=tool["name"],
                           model=model)
         call = next((call for call in turn.calls if call.name == tool["name"]), None)
         if call is None:
@@ -107,20 +109,24 @@ class ToolLoopRunner:
         self._fleet.close()
         self._provider.close()
 
-    def _turn(self, messages: list[Any], tools: Sequence[ToolDescription], task_id: str,
-              force_tool: str | None = None, model: str | None = None) -> Turn:
+    def _turn(self, messages: list[Any], tools: Sequence[ToolDescription], task_id: str, progress: TaskProgress,
+              call: int, force_tool: str | None = None, model: str | None = None) -> Turn:
+        progress.llm_request(call, model or self._agent.llm.model, len(tools))
         with self._fleet.call():
             started = time.monotonic()
             try:
                 turn = self._provider.turn(messages, tools, force_tool, model)
             except Exception as exc:
                 error = self._provider.error(exc)
-                self._record_failure(task_id, time.monotonic() - started, str(error), model)
+                duration = time.monotonic() - started
+                self._record_failure(task_id, duration, str(error), model)
+                progress.llm_error(call, duration, str(error))
                 log.warning("LLM call failed: %s", error)
                 raise error from None
             duration = time.monotonic() - started
             usage = turn.usage
             self._fleet.answered(task_id, duration, usage)
+        progress.llm_response(call, duration, turn.stop, len(turn.calls), usage.input_tokens, usage.output_tokens)
         log.info("LLM call: %s, %d+%d tokens (cache: %d read, %d written), %.3f s", turn.stop,
                  usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens,
                  duration)
