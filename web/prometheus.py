@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from agent2389.state.presence import process_usage
 from agent2389.state.stats import DURATION_BUCKETS
 from web.discovery import registry_families
+from web.routing_metrics import routing_families
 from web.snapshot import AgentRecord, Snapshot
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily | SummaryMetricFamily
@@ -53,6 +54,7 @@ class SystemCollector(Collector):
         yield from mqtt_families(snapshot)
         yield from tool_families(snapshot)
         yield from llm_families(snapshot)
+        yield from routing_families(snapshot)
         yield from registry_families(snapshot)
 
 
@@ -173,6 +175,8 @@ def mqtt_families(snapshot: Snapshot) -> Iterator[Metric]:
                               value=snapshot.mqtt.get("messages_published", 0))
     yield CounterMetricFamily("agent2389_mqtt_publish_failures", "MQTT publishes that failed",
                               value=snapshot.mqtt.get("publish_failures", 0))
+    yield CounterMetricFamily("agent2389_progress_events_dropped", "Progress events workers dropped (broker "
+                              "unreachable or too slow)", value=snapshot.mqtt.get("progress_events_dropped", 0))
 
 
 def tool_families(snapshot: Snapshot) -> Iterator[Metric]:

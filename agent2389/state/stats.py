@@ -43,6 +43,9 @@ BATCH_WAIT_S = 0.05
 BATCH_MAX = 500
 PENDING_MAX = 100_000
 
+# Fields of an agent's stats hash: "routing:<strategy>:<outcome>" counts, "routing_seconds:<strategy>" sums.
+ROUTING_DECISIONS = "routing:"
+ROUTING_SECONDS = "routing_seconds:"
 
 def in_flight_member(agent_id: str, task_id: str) -> str:
     return f"{agent_id}:{task_id}"
@@ -206,9 +209,23 @@ class StatsRecorder:
         """A call that waited for the fleet-wide limiter (workers/llm/limiter.py) before it could start."""
         self._run(lambda batch: record_llm_wait(batch, self._keys, agent_id, seconds))
 
+    def routing_decision(self, agent_id: str, strategy: str, outcome: str, duration_s: float) -> None:
+        """One routing decision of a v2 workflow (workers/routing/router.py), by strategy and outcome."""
+
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, f"{ROUTING_DECISIONS}{strategy}:{outcome}")
+            batch.incr_float(key, f"{ROUTING_SECONDS}{strategy}", duration_s)
+            batch.add_member(self._keys.agents_index(), agent_id)
+
+        self._run(record)
+
     def mqtt_published(self, count: int = 1, failed: bool = False) -> None:
         field = "publish_failures" if failed else "messages_published"
         self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), field, count))
+
+    def progress_dropped(self, count: int) -> None:
+        self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), "progress_events_dropped", count))
 
     def task_event(self, task_id: str, agent_id: str, event: TaskEvent, **data: Any) -> None:
         self._run(lambda batch: record_event(batch, self._keys, task_id, agent_id, event, **data))

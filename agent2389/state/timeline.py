@@ -26,6 +26,8 @@ class TaskEvent(StrEnum):
     FAILED = "failed"
     LLM_CALL = "llm_call"
     TOOL_CALL = "tool_call"
+    ROUTED = "routed"  # a v2 workflow's hop: this agent forwarded the task (workers/routing)
+    WORKFLOW_COMPLETE = "workflow_complete"  # the agent that completed a v2 workflow, and why
 
 
 # Events that move a task from one state to the next; the others are steps inside the current state.
