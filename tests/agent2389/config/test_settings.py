@@ -1,4 +1,4 @@
-"""Process settings from the environment: Celery's events switch."""
+"""Process settings from the environment: the switches of Celery's events and of progress events."""
 
 from __future__ import annotations
 
@@ -20,3 +20,8 @@ def test_celery_events_are_on_unless_the_environment_turns_them_off(value: str, 
 def test_a_celery_events_value_that_is_no_switch_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="AGENT2389_CELERY_EVENTS must be 1 or 0"):
         Settings.from_env(None, {"AGENT2389_CELERY_EVENTS": "sometimes"})
+
+
+@pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False), ("off", False)])
+def test_progress_events_are_on_unless_the_environment_turns_them_off(value: str, on: bool) -> None:
+    assert Settings.from_env(None, {"AGENT2389_PROGRESS_EVENTS": value}).progress_events is on
