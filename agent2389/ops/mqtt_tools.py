@@ -178,19 +178,26 @@ def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw
         if is_progress_topic(topic):
             print(progress_line(body), file=sys.stderr, flush=True)
             continue
-        for line in trace_lines(body.get("routing_trace")):
-            print(line, file=sys.stderr)
-        if raw:
-            print(json.dumps(body))
-        if "error" in body:
-            if not raw:
-                print(f"error {body['error'].get('code')}: {body['error'].get('message')}", file=sys.stderr)
-            return 1
-        if not raw:
-            print(body.get("response"))
-        return 0
+        return _print_answer(body, raw)
     print(f"agent2389 inject: no answer within {wait_s:g} s", file=sys.stderr)
     return 1
+
+
+def _print_answer(body: dict[str, Any], raw: bool) -> int:
+    """The trace on stderr, the answer on stdout (or the error on stderr); 1 for an error."""
+    for line in trace_lines(body.get("routing_trace")):
+        print(line, file=sys.stderr)
+    if raw:
+        print(json.dumps(body))
+    error = body.get("error")
+    if error is not None:
+        if not raw:
+            details = error if isinstance(error, dict) else {}
+            print(f"error {details.get('code')}: {details.get('message')}", file=sys.stderr)
+        return 1
+    if not raw:
+        print(body.get("response"))
+    return 0
 
 
 def run_monitor(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""Process settings from the environment: names and their older aliases, checked values, Celery's events switch,
-the status heartbeat."""
+"""Process settings from the environment: names and their older aliases, checked values, the switches of
+Celery's events and of progress events, the status heartbeat."""
 
 from __future__ import annotations
 
@@ -88,3 +88,8 @@ def test_a_bad_number_is_refused_naming_the_variable_that_holds_it() -> None:
         Settings.from_env(None, {"HEALTH_PORT": "eighty"})
     with pytest.raises(ConfigError, match="AGENT2389_REVERIFY_INTERVAL must be a number, not 'often'"):
         Settings.from_env(None, {"AGENT2389_REVERIFY_INTERVAL": "often"})
+
+
+@pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False), ("off", False)])
+def test_progress_events_are_on_unless_the_environment_turns_them_off(value: str, on: bool) -> None:
+    assert Settings.from_env(None, {"AGENT2389_PROGRESS_EVENTS": value}).progress_events is on
