@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -69,9 +71,15 @@ class AgentLink:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def publish_status(self, status: str, workers: int) -> paho.MQTTMessageInfo:
-        return self.client.publish(status_topic(self.agent.id), self._status_payload(status, workers), qos=1,
-                                   retain=True)
+    def publish_status(self, status: str, workers: int, load: float = 0.0,
+                       expiry_s: int | None = None) -> paho.MQTTMessageInfo:
+        """Publish the retained status; with ``expiry_s`` (MQTT 5 only) the broker drops it after that long."""
+        properties = None
+        if expiry_s is not None and self.agent.mqtt.protocol == "5":
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = expiry_s
+        return self.client.publish(status_topic(self.agent.id), self._status_payload(status, workers, load), qos=1,
+                                   retain=True, properties=properties)
 
     def publish_error(self, topic: str, error: TaskError) -> paho.MQTTMessageInfo:
         return self.client.publish(topic, error.model_dump_json(), qos=1)
@@ -80,10 +88,10 @@ class AgentLink:
         if message.qos > 0:
             self.client.ack(message.mid, message.qos)
 
-    def _status_payload(self, status: str, workers: int) -> str:
+    def _status_payload(self, status: str, workers: int, load: float = 0.0) -> str:
         body = AgentStatus.model_validate({
             "agent_id": self.agent.id, "status": status, "description": self.agent.agent.description,
-            "capabilities": self.agent.agent.capabilities, "workers": workers,
+            "capabilities": self.agent.agent.capabilities, "workers": workers, "load": load,
         })
         return body.model_dump_json()
 

@@ -1,7 +1,9 @@
 """Decide, for every agent, whether it is ``available`` (PROTOCOL.md §4), and publish it when it changes.
 
 An agent is available when its input subscription is confirmed and at least one live worker has
-verified its LLM and tools. The bridge reports all of this to Redis for the web app.
+verified its LLM and tools. Its status also carries its workers and load (§8), and is published again
+when those change (load by 0.1 or more) and at least every heartbeat, with an expiry of three heartbeats.
+The bridge reports all of this to Redis for the web app.
 """
 
 from __future__ import annotations
@@ -17,23 +19,42 @@ import redis
 
 from agent2389.addresses import broker_address
 from agent2389.state.keys import Keys
+from agent2389.state.load import load, tasks_in_progress
 from agent2389.state.presence import BridgeState, Presence, write_bridge_state
+from agent2389.state.registry import AgentRegistry
 from bridge.agent_link import AgentLink
 
 log = logging.getLogger("agent2389.bridge.availability")
+LOAD_STEP = 0.1
+# Three heartbeats without a new status and the broker drops the last one (PROTOCOL.md §8).
+EXPIRY_HEARTBEATS = 3
+
+
+class Published:
+    """What was last published for one agent, and when (``time.monotonic``)."""
+
+    def __init__(self, status: str, workers: int, load: float, at: float) -> None:
+        self.status, self.workers, self.load, self.at = status, workers, load, at
+
+    def outdated(self, status: str, workers: int, load: float, now: float, heartbeat_s: float) -> bool:
+        return ((status, workers) != (self.status, self.workers) or abs(load - self.load) >= LOAD_STEP - 1e-9
+                or now - self.at >= heartbeat_s)
 
 
 class AvailabilityMonitor:
     def __init__(self, links: list[AgentLink], client: redis.Redis, keys: Keys, presence: Presence,
-                 interval_s: float = 1.0, redis_name: str = "Redis") -> None:
+                 interval_s: float = 1.0, redis_name: str = "Redis", heartbeat_s: float = 30.0) -> None:
         self._links = links
+        self._heartbeat_s = heartbeat_s
+        self._registry = AgentRegistry(client, keys)
+        self._claimed_at = -heartbeat_s
         self._redis_name = redis_name
         self._redis_failing = False
         self._redis = client
         self._keys = keys
         self._presence = presence
         self._interval_s = interval_s
-        self._published: dict[str, tuple[str, int]] = {}
+        self._published: dict[str, Published] = {}
         self._reasons: dict[str, dict[str, Any]] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -78,24 +99,36 @@ class AvailabilityMonitor:
 
     def check(self) -> None:
         workers = self._presence.workers()
-        now = time.time()
+        running = tasks_in_progress(self._redis, self._keys, workers)
+        now, clock = time.time(), time.monotonic()
+        self._claim(clock)
         for link in self._links:
             agent_id = link.agent.id
             serving = [w for w in workers if w.serves(agent_id)]
             status, reason = self._decide(link, len(serving), [w.not_ready.get(agent_id, "") for w in workers
                                                                if agent_id in w.not_ready])
+            busy = load(running.get(agent_id, 0), sum(w.concurrency for w in serving))
             previous = self._reasons.get(agent_id, {})
             since = previous.get("since", now) if previous.get("status") == status else now
-            self._reasons[agent_id] = {"status": status, "reason": reason, "since": since, "workers": len(serving)}
+            self._reasons[agent_id] = {"status": status, "reason": reason, "since": since, "workers": len(serving),
+                                       "load": busy}
             with self._lock:
                 current = self._published.get(agent_id)
-            if link.connected and current != (status, len(serving)):
-                link.publish_status(status, len(serving))
+            if link.connected and (current is None or current.outdated(status, len(serving), busy, clock,
+                                                                       self._heartbeat_s)):
+                expiry = round(EXPIRY_HEARTBEATS * self._heartbeat_s) if status == "available" else None
+                link.publish_status(status, len(serving), busy, expiry)
                 with self._lock:
-                    self._published[agent_id] = (status, len(serving))
-                if current is None or current[0] != status:
+                    self._published[agent_id] = Published(status, len(serving), busy, clock)
+                if current is None or current.status != status:
                     log.info("agent %s is %s: %s", agent_id, status, reason)
         self._report()
+
+    def _claim(self, clock: float) -> None:
+        """Tell the registry, now and then, which agents are this deployment's own."""
+        if clock - self._claimed_at >= self._heartbeat_s:
+            self._registry.claim([link.agent.id for link in self._links])
+            self._claimed_at = clock
 
     def _decide(self, link: AgentLink, serving: int, not_ready: list[str]) -> tuple[str, str]:
         if not link.connected:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from types import FrameType
 
@@ -14,11 +16,13 @@ from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.presence import Presence
 from agent2389.state.redis_client import connect_redis
+from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import StatsRecorder
 from bridge.agent_link import AgentLink
-from bridge.availability import AvailabilityMonitor
+from bridge.availability import EXPIRY_HEARTBEATS, AvailabilityMonitor
 from bridge.dispatcher import Dispatcher
 from bridge.enqueue import Enqueuer
+from bridge.status_watch import StatusWatcher
 
 log = logging.getLogger("agent2389.bridge")
 
@@ -41,7 +45,14 @@ class Bridge:
             self.dispatchers.append(dispatcher)
         presence = Presence(client, keys, ttl_s=settings.worker_ttl_s)
         self.monitor = AvailabilityMonitor(self.links, client, keys, presence,
-                                           redis_name=f"Redis at {redacted(settings.redis_url)}")
+                                           redis_name=f"Redis at {redacted(settings.redis_url)}",
+                                           heartbeat_s=settings.status_heartbeat_s)
+        # One subscription to every status on the broker feeds the registry every process reads.
+        self.watcher = StatusWatcher(
+            settings.agents[0].mqtt, f"{settings.key_prefix}-registry-{socket.gethostname()}-{os.getpid()}",
+            AgentRegistry(client, keys), [agent.id for agent in settings.agents],
+            own_expiry_s=EXPIRY_HEARTBEATS * settings.status_heartbeat_s,
+        ) if settings.agents else None
         self.stopped = threading.Event()
 
     def start(self) -> None:
@@ -50,11 +61,15 @@ class Bridge:
         for link in self.links:
             link.start()
         self.monitor.start()
+        if self.watcher is not None:
+            self.watcher.start()
         log.info("bridge started for %d agent(s)", len(self.links))
 
     def stop(self) -> None:
         """Publish retained ``unavailable`` for every agent and disconnect cleanly."""
         self.monitor.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
         for dispatcher in self.dispatchers:
             dispatcher.stop()
         for link in self.links:

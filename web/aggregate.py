@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from web.discovery import registry_metrics
 from web.snapshot import AgentRecord, Snapshot
 from web.usage import llm_usage
 
@@ -189,5 +190,7 @@ def metrics_document(snapshot: Snapshot, lifecycle: dict[str, Any]) -> dict[str,
         "agents": {r.agent_id: agent_metrics(snapshot, r) for r in records},
         # Restarts of the processes `agent2389 up` supervises, per process name (empty outside `up`).
         "restarts": {"total": sum(snapshot.restarts.values()), "by_process": snapshot.restarts},
+        # Every agent seen on the broker, ours and foreign (PROTOCOL.md §8).
+        "registry": registry_metrics(snapshot),
         "timestamp": int(snapshot.taken_at),
     }

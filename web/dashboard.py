@@ -156,8 +156,10 @@ def panels_data() -> dict[str, Any]:
     except redis.RedisError as exc:
         checks = redis_down(exc, now)
         return {"error": checks["redis"].message, "status": overall(checks), "now": now, "workers": [],
-                "queues": [], "agents": [], "tasks": [], "bridge": None}
+                "queues": [], "agents": [], "registry": [], "tasks": [],
+                "bridge": None}
     checks = evaluate(snapshot, redis_ms)
+    agents = inspection.agents(snapshot)
     return {
         "error": None,
         "now": now,
@@ -166,6 +168,8 @@ def panels_data() -> dict[str, Any]:
         "bridge": snapshot.bridge,
         "workers": inspection.workers(snapshot),
         "queues": inspection.queues(snapshot),
-        "agents": inspection.agents(snapshot),
+        # Our agents' task numbers; every agent seen on the broker, ours and foreign, with what it advertises.
+        "agents": [a for a in agents if a["llm"] is not None],
+        "registry": [a for a in agents if a["last_seen"] is not None],
         "tasks": recent,
     }

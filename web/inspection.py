@@ -14,6 +14,7 @@ import redis
 
 from agent2389.state.keys import Keys, queue_name
 from web.aggregate import RECENT_MINUTES, recent
+from web.discovery import with_registry
 from web.snapshot import Snapshot
 from web.usage import llm_usage
 from web.workflow import workflow
@@ -94,7 +95,7 @@ def agents(snapshot: Snapshot) -> list[dict[str, Any]]:
             ],
             "llm": llm_usage(r.models, r.stats, r.usage),
         })
-    return rows
+    return with_registry(rows, snapshot)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from redis.retry import Retry
 from agent2389.config.settings import Settings
 from agent2389.state.keys import Keys, queue_name
 from agent2389.state.presence import BridgeState, Presence, WorkerInfo
+from agent2389.state.registry import AgentRecord as RegisteredAgent
+from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import IN_FLIGHT_STALE_S
 from web.usage import read_windows
 
@@ -77,6 +79,9 @@ class Snapshot:
     system: dict[str, str]
     # process name -> how often ``agent2389 up`` restarted it (empty outside ``up``)
     restarts: dict[str, int] = field(default_factory=dict)
+    # every agent seen on the broker, ours and foreign (PROTOCOL.md §8), and the non-statuses ignored
+    registry: list[RegisteredAgent] = field(default_factory=list)
+    registry_ignored: int = 0
 
     def live_workers(self) -> list[WorkerInfo]:
         return [w for w in self.workers if w.last_heartbeat >= self.taken_at - self.worker_ttl_s]
@@ -90,6 +95,7 @@ def read_snapshot(client: redis.Redis, settings: Settings, now: float | None = N
     keys = Keys(settings.key_prefix)
     taken_at = time.time() if now is None else now
     workers = Presence(client, keys, ttl_s=settings.worker_ttl_s).workers(include_offline=True)
+    registry, registry_ignored = AgentRegistry(client, keys).read()
 
     pipe = client.pipeline(transaction=False)
     pipe.smembers(keys.agents_index())
@@ -127,6 +133,8 @@ def read_snapshot(client: redis.Redis, settings: Settings, now: float | None = N
         mqtt={name: int(float(value)) for name, value in mqtt.items()},
         system=system,
         restarts={name: int(count) for name, count in sorted(restarts.items())},
+        registry=registry,
+        registry_ignored=registry_ignored,
     )
 
 

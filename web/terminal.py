@@ -56,20 +56,32 @@ def queues_table(rows: list[dict[str, Any]]) -> str:
 
 
 def agents_table(rows: list[dict[str, Any]]) -> str:
+    """Our agents with their task numbers, then every other agent seen on the broker (``foreign``)."""
     if not rows:
         return "no agents"
     return table(
-        ["AGENT", "STATUS", "WORKERS", "QUEUE", "RUNNING", "DONE", "FAILED", "REJECTED", "TASKS/MIN", "ERRORS"],
-        [[a["agent"], a["status"], f"{a['workers_ready']}/{a['workers_online']}", a["queue_length"],
-          a["in_progress"], a["tasks_completed"], a["tasks_failed"], a["tasks_rejected"],
-          a["throughput_per_minute"], f"{a['error_rate'] * 100:.1f}%"] for a in rows],
+        ["AGENT", "STATUS", "WORKERS", "QUEUE", "RUNNING", "DONE", "FAILED", "REJECTED", "TASKS/MIN", "ERRORS",
+         "LOAD", "SEEN", "CAPABILITIES"],
+        [_agent_cells(a) for a in rows],
     )
+
+
+def _agent_cells(a: dict[str, Any]) -> list[Any]:
+    name = f"{a['agent']} (foreign)" if a.get("foreign") else a["agent"]
+    seen = age(a.get("last_seen")) if a.get("last_seen") else None
+    load = None if a.get("load") is None else f"{a['load']:.2f}"
+    advertised = [load, seen, ",".join(a.get("capabilities") or []) or None]
+    if a.get("tasks_completed") is None:
+        return [name, a["status"], None if a.get("workers") is None else a["workers"], *[None] * 7, *advertised]
+    return [name, a["status"], f"{a['workers_ready']}/{a['workers_online']}", a["queue_length"], a["in_progress"],
+            a["tasks_completed"], a["tasks_failed"], a["tasks_rejected"], a["throughput_per_minute"],
+            f"{a['error_rate'] * 100:.1f}%", *advertised]
 
 
 def llm_table(rows: list[dict[str, Any]]) -> str:
     """Per agent: what its LLM calls used in the last hour and day, the prompt cache's share of input, and how
     long calls waited for the fleet-wide limits."""
-    used = [a["agent"] for a in rows if a["llm"]["last_day"]["calls"] or a["llm"]["limiter_waits"]]
+    used = [a["agent"] for a in rows if a["llm"] and (a["llm"]["last_day"]["calls"] or a["llm"]["limiter_waits"])]
     if not used:
         return "no LLM calls in the last day"
     llm = {a["agent"]: a["llm"] for a in rows}

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent2389.config.mcp import MCP_IMPL, McpServerConfig
+from agent2389.protocol.status import MAX_CAPABILITIES, MAX_CAPABILITY_CHARS
 from agent2389.protocol.topics import AGENT_ID_PATTERN
 
 BUILTIN_TOOLS = frozenset({"http_request", "file_read", "file_write", "web_search"})
@@ -30,6 +31,21 @@ class AgentSection(_Section):
     capabilities: list[str] = Field(default_factory=list)
     max_pipeline_depth: int = Field(default=16, ge=1, le=1024)
     max_message_bytes: int = Field(default=262144, ge=1024, le=16 * 1024 * 1024)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _capabilities_are_short_distinct_names(cls, names: list[str]) -> list[str]:
+        # Other agents' registries keep at most this much of a status (agent2389.protocol.status).
+        if len(names) > MAX_CAPABILITIES:
+            raise ValueError(f"at most {MAX_CAPABILITIES} capabilities")
+        for name in names:
+            if not name.strip() or len(name) > MAX_CAPABILITY_CHARS or not name.isprintable():
+                raise ValueError(f"capability {name[:40]!r} must be 1 to {MAX_CAPABILITY_CHARS} printable "
+                                 "characters, not blank")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"capabilities listed twice: {', '.join(map(repr, duplicates))}")
+        return names
 
 
 class MqttSection(_Section):

@@ -36,6 +36,9 @@ class Settings:
     reverify_s: float = 30.0
     # Celery task events, task-sent events and worker heartbeats, for Flower and `celery events`.
     celery_events: bool = True
+    # How often each agent's status is re-published even when nothing changed (PROTOCOL.md §8); it
+    # expires after three of these, so a deployment that vanished stops being advertised.
+    status_heartbeat_s: float = 30.0
 
     @classmethod
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +59,8 @@ class Settings:
                 visibility_timeout_s=int(env.get("AGENT2389_VISIBILITY_TIMEOUT", "30")),
                 reverify_s=float(env.get("AGENT2389_REVERIFY_INTERVAL", "30")),
                 celery_events=_flag(env, "AGENT2389_CELERY_EVENTS", default=True),
+                status_heartbeat_s=_seconds_in_range(float(env.get("AGENT2389_STATUS_HEARTBEAT", "30")),
+                                             "AGENT2389_STATUS_HEARTBEAT"),
             )
         except ValueError as exc:
             raise ConfigError(f"bad number in environment: {exc}") from None
@@ -82,6 +87,12 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value!r}")
+
+
+def _seconds_in_range(value: float, name: str) -> float:
+    if not 1 <= value <= 86400:
+        raise ConfigError(f"{name} must be between 1 and 86400 seconds, not {value:g}")
+    return value
 
 
 def _with_protocol(agent: AgentConfig, protocol: str) -> AgentConfig:

@@ -94,6 +94,18 @@ class Keys:
     def agent_verification(self, agent_id: str) -> str:
         return f"{self.prefix}:agent:{agent_id}:verified"
 
+    def registry(self) -> str:
+        """Hash: agent id -> its latest status as the agent registry keeps it (agent2389.state.registry)."""
+        return f"{self.prefix}:registry:agents"
+
+    def registry_own(self) -> str:
+        """Sorted set of this deployment's agent ids, scored by when a bridge last claimed them."""
+        return f"{self.prefix}:registry:own"
+
+    def registry_ignored(self) -> str:
+        """How many payloads on status topics were not statuses (and were ignored)."""
+        return f"{self.prefix}:registry:ignored"
+
     def celery_prefix(self) -> str:
         """Celery's own keys (queues, unacked messages) live under this, via kombu's global_keyprefix."""
         return f"{self.prefix}:celery:"

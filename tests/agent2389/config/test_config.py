@@ -76,6 +76,14 @@ def test_unset_secret_variables_are_warnings_not_errors(tmp_path: Path) -> None:
         (lambda t: t.replace('mqtt://localhost', 'mqtt://user:pw@localhost'), "must not carry credentials"),
         (lambda t: t.replace('temperature = 0.7', 'temperature = "hot"'), "llm.temperature"),
         (lambda t: t.replace('max_tokens = 4000', 'max_tokens = 0'), "llm.max_tokens"),
+        (lambda t: t.replace('description = "Finds sources"', 'capabilities = "search"'),
+         "agent.capabilities: Input should be a valid list"),
+        (lambda t: t.replace('description = "Finds sources"', 'capabilities = ["search", 3]'),
+         "agent.capabilities.1: Input should be a valid string"),
+        (lambda t: t.replace('description = "Finds sources"', 'capabilities = ["a", " "]'),
+         "agent.capabilities: capability ' ' must be 1 to 200 printable characters"),
+        (lambda t: t.replace('description = "Finds sources"', 'capabilities = ["a", "b", "a"]'),
+         "agent.capabilities: capabilities listed twice: 'a'"),
     ],
 )
 def test_a_broken_config_is_reported_with_file_key_and_reason(
@@ -84,6 +92,12 @@ def test_a_broken_config_is_reported_with_file_key_and_reason(
     path = write(tmp_path, breakage(VALID))
     found = errors_of(path)
     assert any(expected in error and str(path) in error for error in found), found
+
+
+def test_capabilities_are_read_from_the_agent_section(tmp_path: Path) -> None:
+    text = VALID.replace('description = "Finds sources"', 'capabilities = ["search", "summarize"]')
+    [agent] = load_agents(write(tmp_path, text))
+    assert agent.agent.capabilities == ["search", "summarize"]
 
 
 def test_toml_syntax_errors_carry_the_line_number(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Process settings from the environment: Celery's events switch."""
+"""Process settings from the environment: Celery's events switch, the status heartbeat."""
 
 from __future__ import annotations
 
@@ -20,3 +20,14 @@ def test_celery_events_are_on_unless_the_environment_turns_them_off(value: str, 
 def test_a_celery_events_value_that_is_no_switch_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="AGENT2389_CELERY_EVENTS must be 1 or 0"):
         Settings.from_env(None, {"AGENT2389_CELERY_EVENTS": "sometimes"})
+
+
+def test_statuses_are_refreshed_every_30_seconds_unless_the_environment_says_otherwise() -> None:
+    assert Settings.from_env(None, environ={}).status_heartbeat_s == 30.0
+    assert Settings.from_env(None, environ={"AGENT2389_STATUS_HEARTBEAT": "5"}).status_heartbeat_s == 5.0
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "100000"])
+def test_a_status_heartbeat_out_of_range_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ConfigError, match="AGENT2389_STATUS_HEARTBEAT must be between 1 and 86400 seconds"):
+        Settings.from_env(None, environ={"AGENT2389_STATUS_HEARTBEAT": value})
