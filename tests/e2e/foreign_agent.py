@@ -3,7 +3,8 @@
 It speaks MQTT 3.1.1 (so its status has no message expiry), announces itself with a status of its own
 minimal shape (``agent_id``, ``status``, ``timestamp``, ``capabilities``, retained) and answers every v2
 envelope by routing it on to ``route_to`` with ``context`` and ``routing_trace`` updated as §9 says.
-A v1 envelope it answers on the conversation topic. It shares no code with agent2389 on purpose: it is
+A v1 envelope, or any envelope when it is v1-only (``route_to`` None), it answers on the conversation
+topic. It shares no code with agent2389 on purpose: it is
 what a third party would write from the protocol text alone.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +26,7 @@ def now_rfc3339() -> str:
 
 
 class ForeignAgent:
-    def __init__(self, mqtt_url: str, agent_id: str, route_to: str, capabilities: list[str]) -> None:
+    def __init__(self, mqtt_url: str, agent_id: str, route_to: str | None, capabilities: list[str]) -> None:
         self.agent_id = agent_id
         self.route_to = route_to
         self.capabilities = capabilities
@@ -78,7 +78,7 @@ class ForeignAgent:
             return
         self.received.put(envelope)
         output = f"{self.agent_id} reviewed: {envelope.get('input')}"
-        if str(envelope.get("version", "")).startswith("2") and not envelope.get("next"):
+        if self.route_to and str(envelope.get("version", "")).startswith("2") and not envelope.get("next"):
             target, body = self._routed(envelope, output)
         else:
             target = f"/conversations/{envelope.get('conversation_id')}/{self.agent_id}"
@@ -87,6 +87,7 @@ class ForeignAgent:
 
     def _routed(self, envelope: dict[str, Any], output: str) -> tuple[str, dict[str, Any]]:
         """§9 "Forward", done by hand: the same task, one more step, one more trace entry."""
+        assert self.route_to is not None
         context = dict(envelope.get("context") or {})
         step = int(context.get("iteration_count", 0)) + 1
         original = context.get("original_query") or f"{envelope.get('instruction') or ''} {envelope.get('input')}"
