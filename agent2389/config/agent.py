@@ -7,10 +7,18 @@ a typo is an error at ``agent2389 validate`` time rather than a silently ignored
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from agent2389.config.mcp import MCP_IMPL, McpServerConfig
 from agent2389.protocol.status import MAX_CAPABILITIES, MAX_CAPABILITY_CHARS
@@ -184,12 +192,49 @@ class FileToolConfig(BaseModel):
 FILE_TOOLS = frozenset({"file_read", "file_write"})
 
 
+class RoutingLlm(_Section):
+    model: str | None = Field(default=None, min_length=1)  # default: the agent's own [llm] model
+
+
+class RoutingGatekeeper(_Section):
+    url: str
+    timeout_ms: int = Field(default=5000, ge=1, le=600_000)
+    retry_attempts: int = Field(default=3, ge=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("url must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("url must not carry credentials")
+        return value
+
+
+class RoutingSection(_Section):
+    """Dynamic routing of v2 envelopes (PROTOCOL.md §9, docs/routing.md)."""
+
+    strategy: Literal["llm", "agent", "gatekeeper"]
+    max_iterations: int = Field(default=10, ge=1, le=1000)
+    allow: list[Annotated[str, StringConstraints(pattern=f"^{AGENT_ID_PATTERN.pattern}$")]] | None = None
+    llm: RoutingLlm | None = None
+    gatekeeper: RoutingGatekeeper | None = None
+
+    @model_validator(mode="after")
+    def _strategy_has_its_settings(self) -> RoutingSection:
+        if self.strategy == "gatekeeper" and self.gatekeeper is None:
+            raise ValueError('strategy "gatekeeper" needs a [routing.gatekeeper] section with its url')
+        return self
+
+
 class AgentConfig(_Section):
     agent: AgentSection
     mqtt: MqttSection = Field(default_factory=MqttSection)
     llm: LlmSection = Field(default_factory=LlmSection)
     budget: BudgetSection = Field(default_factory=BudgetSection)
     tools: dict[str, ToolSpec] = Field(default_factory=dict)
+    routing: RoutingSection | None = None
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("tools", mode="before")

@@ -7,7 +7,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -124,15 +124,26 @@ def _describe(err: Any, data: dict[str, Any]) -> tuple[str, str]:
 
 
 def _allowed_keys(loc: list[str]) -> list[str]:
+    """The keys of the section at ``loc`` (``["routing", "gatekeeper"]``, ``["tools", "name"]``)."""
     model: type[BaseModel] = AgentConfig
     if len(loc) == 2 and loc[0] == "tools":
         model = ToolSpec
-    elif len(loc) == 1:
-        field_info = AgentConfig.model_fields.get(loc[0])
-        annotation = getattr(field_info, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
+    else:
+        for part in loc:
+            found = _section_model(model.model_fields.get(part))
+            if found is None:
+                break
+            model = found
     return [name for name in model.model_fields if name != "source"]
+
+
+def _section_model(field_info: Any) -> type[BaseModel] | None:
+    """The model of a section field, also when it is optional (``RoutingSection | None``)."""
+    annotation = getattr(field_info, "annotation", None)
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def _short(value: Any) -> str:

@@ -1,7 +1,8 @@
 """The messages of the 2389 protocol (PROTOCOL.md §3), parsed and validated once at the boundary.
 
 Unknown fields are ignored for meaning but carried along, so v2 fields (``version``, ``context``,
-``routing_trace``) reach the next agent unchanged.
+``routing_trace``) reach the next agent of a static pipeline unchanged. A v2 envelope's ``context`` is
+checked here too (§9): present but malformed, it is ``invalid_input`` like any other bad field.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent2389.protocol.errors import ErrorCode
 from agent2389.protocol.topics import canonicalize, is_publishable, require_conversation_id
@@ -56,6 +57,26 @@ def walk_pipeline(next_step: Any) -> int:
         count += 1
         next_step = next_step.get("next")
     return count
+
+
+class WorkflowStep(BaseModel):
+    """One entry of ``context.steps_completed``: an agent that did its part of a v2 workflow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    agent_id: str = Field(max_length=256)
+    action: str | None = None
+    timestamp: str = Field(default_factory=utc_timestamp, max_length=64)
+
+
+class WorkflowContext(BaseModel):
+    """A v2 envelope's ``context`` (PROTOCOL.md §9): what the workflow was asked and who worked on it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    original_query: str
+    iteration_count: int = Field(ge=0, le=1_000_000, strict=True)
+    steps_completed: list[WorkflowStep] = Field(default_factory=list)
 
 
 class NextTask(BaseModel):
@@ -102,14 +123,50 @@ class TaskEnvelope(BaseModel):
         walk_pipeline(value)
         return value
 
+    @model_validator(mode="after")
+    def _v2_context_is_well_formed(self) -> TaskEnvelope:
+        if self.is_v2:
+            self.workflow_context()
+            trace = (self.model_extra or {}).get("routing_trace")
+            if trace is not None and not (isinstance(trace, list) and all(isinstance(h, dict) for h in trace)):
+                raise ValueError("routing_trace must be a list of objects")
+        return self
+
+    @property
+    def is_v2(self) -> bool:
+        """A v2 envelope says so with a ``version`` string starting with "2" (PROTOCOL.md §9)."""
+        version = (self.model_extra or {}).get("version")
+        return isinstance(version, str) and version.startswith("2")
+
+    def workflow_context(self) -> WorkflowContext | None:
+        """The v2 ``context``; None when absent (a workflow's first envelope) or not a v2 envelope."""
+        raw = (self.model_extra or {}).get("context") if self.is_v2 else None
+        if raw is None:
+            return None
+        try:
+            return WorkflowContext.model_validate(raw)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in ("context", *problem["loc"]))
+            raise ValueError(f"{where}: {problem['msg']}") from None
+
+    def routing_trace(self) -> list[dict[str, Any]]:
+        trace = (self.model_extra or {}).get("routing_trace") if self.is_v2 else None
+        return list(trace) if isinstance(trace, list) else []
+
     @property
     def depth(self) -> int:
         """1 + the number of nested ``next`` objects [FR-013]."""
         return 1 + walk_pipeline(self.next)
 
     def pipeline_fingerprint(self) -> str:
-        """Identifies this visit: same task id and same remaining pipeline = same delivery [FR-010]."""
-        remaining = json.dumps(self.next, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        """Identifies this visit: same task id and same remaining pipeline = same delivery [FR-010]; for a v2
+        envelope with a context also the same ``iteration_count``, so a workflow may visit an agent twice."""
+        identity: Any = self.next
+        context = self.workflow_context()
+        if context is not None:
+            identity = {"next": self.next, "iteration_count": context.iteration_count}
+        remaining = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         digest = hashlib.blake2b(remaining.encode(), digest_size=12).hexdigest()
         return f"{self.task_id}:{digest}"
 

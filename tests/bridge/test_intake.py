@@ -58,6 +58,14 @@ def test_an_invalid_task_with_a_usable_conversation_gets_an_invalid_input_reply(
     assert topic == "/conversations/c/a" and error.error.code == "invalid_input"
 
 
+def test_a_v2_task_whose_context_is_malformed_gets_an_invalid_input_reply_naming_the_field() -> None:
+    decision = examine(AGENT, TOPIC, payload(version="2.0", context={"original_query": "q", "iteration_count": "1"}),
+                       retained=False)
+    assert isinstance(decision, Rejected) and decision.reply is not None
+    _, error = decision.reply
+    assert error.error.code == "invalid_input" and "context.iteration_count" in error.error.message
+
+
 def test_an_invalid_task_without_a_usable_conversation_is_only_logged() -> None:
     decision = examine(AGENT, TOPIC, payload(conversation_id="x/#", input=None), retained=False)
     assert isinstance(decision, Rejected) and decision.reply is None

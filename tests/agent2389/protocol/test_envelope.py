@@ -61,9 +61,10 @@ def test_depth_is_one_plus_the_number_of_nested_next_objects(depth: int) -> None
 
 
 def test_v2_fields_and_unknown_fields_are_carried_to_the_next_agent() -> None:
-    data = envelope(version="2.0", context={"iteration_count": 1}, routing_trace=[], next=chain(2))
+    data = envelope(version="2.0", context={"original_query": "q", "iteration_count": 1}, routing_trace=[],
+                    next=chain(2))
     forwarded = TaskEnvelope.model_validate(data).forwarded("final text").to_wire()
-    assert forwarded["version"] == "2.0" and forwarded["context"] == {"iteration_count": 1}
+    assert forwarded["version"] == "2.0" and forwarded["context"] == data["context"]
     assert forwarded["input"] == "final text"
     assert forwarded["topic"] == "/control/agents/n0/input"
     assert forwarded["task_id"] == data["task_id"] and forwarded["conversation_id"] == "conv-1"
