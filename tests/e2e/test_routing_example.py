@@ -11,13 +11,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
-from agent2389.state.keys import Keys
 from tests.conftest import REPO
-from tests.e2e.routing_example import EXAMPLE, ROLES, anthropic_variant, copy_example
-from tests.e2e.stack import MqttPeer, Stack, wait_until
-from web.inspection import timeline
+from tests.e2e.stack import MqttPeer, Stack
+from tests.e2e.workflows import EXAMPLE, ROLES, anthropic_variant, completed_workflow, copy_example
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -51,7 +48,6 @@ def test_a_v2_task_to_the_researcher_comes_back_from_the_reviewer_with_the_docum
 ) -> None:
     ids = copy_example(tmp_path / "agents", unique_id, mqtt_url)
     stack = Stack(tmp_path / "agents", redis_url, key_prefix, tmp_path)
-    client = redis.Redis.from_url(redis_url)
     try:
         for agent_id in ids.values():
             peer.subscribe(f"/control/agents/{agent_id}/status")
@@ -63,11 +59,8 @@ def test_a_v2_task_to_the_researcher_comes_back_from_the_reviewer_with_the_docum
         peer.subscribe(f"/conversations/{cid}/#")
         task = peer.send_task(ids["researcher"], cid, "the 2389 protocol", version="2.0")
         [(topic, answer, _)] = peer.expect(1, timeout_s=30)
-        flow = wait_until(lambda: ((timeline(client, Keys(key_prefix), task["task_id"]) or {}).get("workflow")
-                                   or {}).get("completed_by") and timeline(client, Keys(key_prefix), task["task_id"]),
-                          10, "the completion is in the timeline")["workflow"]
+        flow = completed_workflow(redis_url, key_prefix, task["task_id"])
     finally:
-        client.close()
         stack.stop_all()
     assert topic == f"/conversations/{cid}/{ids['reviewer']}" and answer["task_id"] == task["task_id"]
     assert [(t["from_agent"], t["to_agent"], t["step_number"]) for t in answer["routing_trace"]] == [

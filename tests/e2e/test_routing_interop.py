@@ -19,7 +19,7 @@ from agent2389.state.keys import Keys
 from agent2389.state.registry import AgentRegistry
 from tests.e2e.foreign_agent import ForeignAgent
 from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
-from web.inspection import timeline
+from tests.e2e.workflows import completed_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -112,14 +112,7 @@ def test_a_foreign_agent_is_discovered_routed_to_and_routes_back_and_the_answer_
         (team["entry"], team["foreign"], 1), (team["foreign"], team["closer"], 2), (team["closer"], None, 3)]
     assert peer.quiet_for(1) == []
 
-    client = redis.Redis.from_url(redis_url)
-    try:
-        flow = wait_until(lambda: (timeline(client, Keys(key_prefix), task["task_id"]) or {}).get("workflow"), 10,
-                          "the workflow is in the timeline")
-        flow = wait_until(lambda: (f := (timeline(client, Keys(key_prefix), task["task_id"]) or {})["workflow"])
-                          ["state"] == "completed" and f, 10, "the timeline records the completion")
-    finally:
-        client.close()
+    flow = completed_workflow(redis_url, key_prefix, task["task_id"])
     assert flow["path"] == [team["entry"], team["foreign"], team["closer"]]
     assert [(h["from_agent"], h["to_agent"], h["recorded"]) for h in flow["hops"]] == [
         (team["entry"], team["foreign"], True), (None, team["closer"], False)]

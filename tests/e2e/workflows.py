@@ -1,12 +1,18 @@
-"""``config/examples/routing`` as the tests use it: copied with agent ids of the test's own, or with the
-commented Anthropic variant switched on."""
+"""v2 workflows in end-to-end tests: ``config/examples/routing`` copied with agent ids of the test's own (or
+with its commented Anthropic variant switched on), and a workflow read back from its task's timeline."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import redis
+
+from agent2389.state.keys import Keys
 from tests.conftest import REPO
+from tests.e2e.stack import wait_until
+from web.inspection import timeline
 
 EXAMPLE = REPO / "config" / "examples" / "routing"
 ROLES = ("researcher", "writer", "reviewer")
@@ -43,3 +49,18 @@ def copy_example(target: Path, suffix: str, mqtt_url: str, anthropic: bool = Fal
         text = text.replace('"mqtt://localhost:1883"', f'"{mqtt_url}"')
         (target / f"{ids[role]}.toml").write_text(text)
     return ids
+
+
+def completed_workflow(redis_url: str, key_prefix: str, task_id: str) -> dict[str, Any]:
+    """The task's workflow as /api/tasks/<id> shows it, once the completion reached the timeline."""
+    client = redis.Redis.from_url(redis_url)
+
+    def completed() -> dict[str, Any] | None:
+        flow = (timeline(client, Keys(key_prefix), task_id) or {}).get("workflow")
+        return flow if flow and flow["state"] == "completed" else None
+
+    try:
+        found: dict[str, Any] = wait_until(completed, 10, "the timeline records the completion")
+        return found
+    finally:
+        client.close()
