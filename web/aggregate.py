@@ -2,7 +2,7 @@
 
 ``tasks``, ``mqtt``, ``tools`` and ``lifecycle`` keep the field names of the reference agent, so the
 runbook's ``jq`` lines work unchanged; ``agents`` breaks the same numbers down per agent, and ``llm``,
-``queues`` and ``workers`` add what a distributed deployment has. Times are unix seconds.
+``queues``, ``workers`` and ``routing`` add what a distributed deployment has. Times are unix seconds.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from web.discovery import registry_metrics
+from web.routing_metrics import routing_metrics
 from web.snapshot import AgentRecord, Snapshot
 from web.usage import llm_usage
 
@@ -156,6 +157,7 @@ def agent_metrics(snapshot: Snapshot, record: AgentRecord) -> dict[str, Any]:
         "tools": tool_metrics([record]),
         "llm": llm_metrics([record]),
         "llm_usage": llm_usage(record.models, record.stats, record.usage),
+        "routing": routing_metrics([record]),
         "queue_length": record.queue_length,
         "workers_online": len(live),
         "max_task_depth": record.count("max_task_depth"),
@@ -179,6 +181,7 @@ def metrics_document(snapshot: Snapshot, lifecycle: dict[str, Any]) -> dict[str,
         "mqtt": mqtt_metrics(snapshot),
         "tools": tool_metrics(records),
         "llm": llm_metrics(records),
+        "routing": routing_metrics(records),
         "lifecycle": lifecycle,
         "queues": {r.agent_id: r.queue_length for r in records},
         "workers": {

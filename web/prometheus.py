@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from agent2389.state.presence import process_usage
 from agent2389.state.stats import DURATION_BUCKETS
 from web.discovery import registry_families
+from web.routing_metrics import routing_families
 from web.snapshot import AgentRecord, Snapshot
 
 Metric = CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily | SummaryMetricFamily
@@ -53,6 +54,7 @@ class SystemCollector(Collector):
         yield from mqtt_families(snapshot)
         yield from tool_families(snapshot)
         yield from llm_families(snapshot)
+        yield from routing_families(snapshot)
         yield from registry_families(snapshot)
 
 

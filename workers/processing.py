@@ -25,6 +25,7 @@ from agent2389.protocol.topics import canonicalize, conversation_topic
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
 from workers.llm import Runner, TaskRequest
+from workers.routing import Router, applies
 
 log = logging.getLogger("agent2389.workers.task")
 # A delivery that started this many times without finishing is taken to crash its worker.
@@ -60,6 +61,7 @@ class Deps:
     runners: Mapping[str, Runner]
     publish: Callable[[str, str], None]
     secrets: list[str]
+    router: Router | None = None
 
 
 def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
@@ -155,6 +157,9 @@ def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: in
             return _error(agent, envelope, ErrorCode.INTERNAL_ERROR, f"the result is too large to forward to the "
                           f"next agent ({len(payload)} bytes; the limit is {limit})")
         return Outcome(canonicalize(forwarded.topic), payload)
+    if deps.router is not None and applies(agent, envelope):
+        routed = deps.router.route(agent, envelope, text)
+        return Outcome(routed.topic, routed.payload)
     response = TaskResponse(task_id=envelope.task_id, response=text)
     return Outcome(conversation_topic(envelope.conversation_id, agent.id), response.model_dump_json())
 

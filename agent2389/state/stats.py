@@ -44,6 +44,11 @@ BATCH_WAIT_S = 0.05
 BATCH_MAX = 500
 PENDING_MAX = 100_000
 
+# Fields of an agent's stats hash: "routing:<strategy>:<outcome>" counts, "routing_seconds:<strategy>" sums.
+ROUTING_DECISIONS = "routing:"
+ROUTING_SECONDS = "routing_seconds:"
+
+
 def in_flight_member(agent_id: str, task_id: str) -> str:
     return f"{agent_id}:{task_id}"
 
@@ -243,6 +248,17 @@ class StatsRecorder:
             key = self._keys.agent_stats(agent_id)
             batch.incr(key, "llm_waits")
             batch.incr_float(key, "llm_wait_seconds_sum", seconds)
+
+        self._run(record)
+
+    def routing_decision(self, agent_id: str, strategy: str, outcome: str, duration_s: float) -> None:
+        """One routing decision of a v2 workflow (workers/routing/router.py), by strategy and outcome."""
+
+        def record(batch: StatsBatch) -> None:
+            key = self._keys.agent_stats(agent_id)
+            batch.incr(key, f"{ROUTING_DECISIONS}{strategy}:{outcome}")
+            batch.incr_float(key, f"{ROUTING_SECONDS}{strategy}", duration_s)
+            batch.add_member(self._keys.agents_index(), agent_id)
 
         self._run(record)
 

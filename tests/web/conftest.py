@@ -12,12 +12,15 @@ import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 import web.app
 from agent2389.config.agent import AgentConfig
 from agent2389.config.settings import Settings
 from agent2389.state.keys import Keys
 from agent2389.state.presence import BridgeState, Presence, WorkerInfo, write_bridge_state
+from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import StatsRecorder
 from web.app import create_app, make_server, stop_server
 
@@ -82,6 +85,24 @@ class System:
 
     def queue(self, agent: str, waiting: int) -> None:
         self.client.rpush(self.keys.queue(agent), *[f"message-{i}" for i in range(waiting)])
+
+    def status(self, agent_id: str, state: str = "available", expiry_s: int | None = None, ours: bool = False,
+               **extra: object) -> None:
+        """A status on ``/control/agents/{agent_id}/status``, as the bridge's watcher records it (``ours``: an
+        agent a bridge of this deployment claims)."""
+        registry = AgentRegistry(self.client, self.keys)
+        if ours:
+            registry.claim([agent_id])
+        properties = None
+        if expiry_s is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            properties.MessageExpiryInterval = expiry_s
+        body = {"agent_id": agent_id, "status": state, "timestamp": "2026-01-01T00:00:00Z", **extra}
+        registry.observe(f"/control/agents/{agent_id}/status", json.dumps(body).encode(), properties)
+
+    def registry_garbage(self) -> None:
+        """A payload on a status topic that is no status."""
+        AgentRegistry(self.client, self.keys).observe("/control/agents/noise/status", b"not a status")
 
     def healthy(self) -> None:
         self.bridge()

@@ -37,6 +37,24 @@ def test_the_panels_fragment_is_what_the_page_polls(client: FlaskClient, system:
     assert "<html" not in response.get_data(as_text=True) and "id=\"workers\"" in response.get_data(as_text=True)
 
 
+def test_the_dashboard_lists_every_agent_on_the_broker_foreign_ones_marked(client: FlaskClient,
+                                                                             system: System) -> None:
+    system.healthy()
+    system.status("echo", ours=True, capabilities=["echo"], load=0.5)
+    system.status("rust-agent", capabilities=["search", "rust"], load=0.25,
+                  description="<script>alert(1)</script>")
+    html = client.get("/dashboard").get_data(as_text=True)
+    registry = html[html.index('id="registry"'):]
+    registry = registry[:registry.index("</table>")]
+    rows = registry.split("<tr class=")[1:]
+    assert [row.split("<td>")[1].split("</td>")[0] for row in rows] == ["echo", "rust-agent"]
+    assert '"foreign"' in rows[1] and 'badge foreign' in rows[1] and "search, rust" in rows[1] and "0.25" in rows[1]
+    assert '"ours"' in rows[0] and "badge foreign" not in rows[0] and "0.50" in rows[0]
+    assert "&lt;script&gt;" in rows[1] and "<script>alert" not in html
+    agents_table = html[html.index('id="agents"'):html.index('id="registry"')]
+    assert "rust-agent" not in agents_table  # no task numbers of another deployment's agent
+
+
 def test_content_from_redis_is_escaped(client: FlaskClient, system: System) -> None:
     system.task("echo", "<img src=x onerror=alert(1)>", 0.1, conversation="<script>alert(1)</script>")
     html = client.get("/dashboard").get_data(as_text=True)
@@ -94,10 +112,12 @@ def test_headless_chromium_shows_live_workers_and_tasks_and_keeps_polling(
         system.task("echo", f"screenshot-task-{i}", 0.1 * (i + 1), model="claude-test")
     system.task("writer", "screenshot-failure", 0.3, error_code="llm_error")
     system.stats.task_started("writer", "screenshot-running", "conv-2", 1)
+    system.status("foreign-rust-agent", capabilities=["search"], load=0.3)
 
     dom = run_chromium(binary, tmp_path / "profile-dom", "--dump-dom", f"{served}/dashboard")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "worker-two" in dom.stdout and "screenshot-task-5" in dom.stdout and "screenshot-running" in dom.stdout
+    assert "foreign-rust-agent" in dom.stdout and 'class="badge foreign"' in dom.stdout
     assert 'data-refreshes="' in dom.stdout, "the page never replaced its panels with a polled copy"
 
     shot = tmp_path / "dashboard.png"
