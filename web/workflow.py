@@ -9,11 +9,13 @@ written (agent2389.state.stats), up to one batch apart, so a visit is opened by 
 every later event of that agent joins the oldest of its visits still unfinished.
 
 An agent of another implementation records nothing here: a hop to it has no visit, and the visit it
-routes back to has no ``routed`` event in front of it (shown as a hop from an unknown agent).
+routes back to has no ``routed`` event in front of it (a hop with ``recorded`` false, from that agent
+when the hop before went to it, else from an unknown one).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +137,9 @@ def _hops(visits: list[Visit]) -> list[dict[str, Any]]:
                      "from_visit": None, "to_visit": index})
     # A hop leaves the visit it was decided in; one nobody recorded arrives just before the visit it led to.
     hops.sort(key=lambda h: (h["from_visit"] if h["recorded"] else h["to_visit"] - 0.5, h["at"]))
+    for previous, hop in itertools.pairwise(hops):
+        if not hop["recorded"] and previous["to_visit"] is None:
+            hop["from_agent"] = previous["to_agent"]  # the agent that records nothing here sent it back
     return hops
 
 

@@ -115,7 +115,7 @@ def test_a_foreign_agent_is_discovered_routed_to_and_routes_back_and_the_answer_
     flow = completed_workflow(redis_url, key_prefix, task["task_id"])
     assert flow["path"] == [team["entry"], team["foreign"], team["closer"]]
     assert [(h["from_agent"], h["to_agent"], h["recorded"]) for h in flow["hops"]] == [
-        (team["entry"], team["foreign"], True), (None, team["closer"], False)]
+        (team["entry"], team["foreign"], True), (team["foreign"], team["closer"], False)]
 
 
 def test_a_v1_only_foreign_agent_answers_a_routed_v2_envelope_as_v1_and_the_workflow_ends_there(

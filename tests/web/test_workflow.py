@@ -55,7 +55,7 @@ def test_a_hop_through_an_agent_that_records_nothing_here_is_shown_as_such(clien
     visit(system, "wf-foreign", "writer", 0.1, 2, complete="done", response_bytes=10)
     flow = client.get("/api/tasks/wf-foreign").get_json()["workflow"]
     assert [(h["from_agent"], h["to_agent"], h["recorded"]) for h in flow["hops"]] == [
-        ("researcher", "foreign-critic", True), (None, "writer", False)]
+        ("researcher", "foreign-critic", True), ("foreign-critic", "writer", False)]
     assert flow["path"] == ["researcher", "foreign-critic", "writer"] and flow["steps"] == 1
     assert flow["state"] == "completed"
 
