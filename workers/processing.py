@@ -142,6 +142,10 @@ def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: in
     request = TaskRequest(agent=agent, task_id=envelope.task_id, conversation_id=envelope.conversation_id,
                           instruction=envelope.instruction, input=envelope.input)
     try:
+        if deps.router is not None and applies(agent, envelope):
+            # Step 8 and the routing decision of a v2 workflow (PROTOCOL.md §9): forward or complete.
+            routed = deps.router.work(agent, envelope, deps.runners[agent.id], request)
+            return Outcome(routed.topic, routed.payload)
         text = deps.runners[agent.id].run(request)
     except Agent2389Error as exc:
         log.warning("task step failed: %s", type(exc).__name__, exc_info=True)
@@ -157,9 +161,6 @@ def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: in
             return _error(agent, envelope, ErrorCode.INTERNAL_ERROR, f"the result is too large to forward to the "
                           f"next agent ({len(payload)} bytes; the limit is {limit})")
         return Outcome(canonicalize(forwarded.topic), payload)
-    if deps.router is not None and applies(agent, envelope):
-        routed = deps.router.route(agent, envelope, text)
-        return Outcome(routed.topic, routed.payload)
     response = TaskResponse(task_id=envelope.task_id, response=text)
     return Outcome(conversation_topic(envelope.conversation_id, agent.id), response.model_dump_json())
 

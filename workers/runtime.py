@@ -27,11 +27,13 @@ from agent2389.state.keys import Keys, queue_name
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.presence import Presence, WorkerInfo
 from agent2389.state.redis_client import connect_redis
+from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import StatsRecorder
 from agent2389.transport.leases import renew_leases
 from workers.llm import FleetLimits, Runner, build_runner
 from workers.processing import Deps, Outcome, cancel, describe, process
 from workers.publisher import Publisher
+from workers.routing import Router
 
 log = logging.getLogger("agent2389.workers.runtime")
 
@@ -52,6 +54,7 @@ class WorkerRuntime:
         self.presence = Presence(self.redis, self.keys, ttl_s=settings.worker_ttl_s)
         self.stopping = threading.Event()
         self.publisher = Publisher(settings.agents[0].mqtt, self.stopping)
+        self.router = Router(AgentRegistry(self.redis, self.keys), self.stats)
         self.runners: dict[str, Runner] = {}
         self.secrets = environment_secrets(settings.secret_env_names())
         self.info = WorkerInfo(
@@ -119,6 +122,7 @@ class WorkerRuntime:
         except redis.RedisError:
             log.warning("could not remove this worker's heartbeat; it expires by itself")
         self.publisher.stop()
+        self.router.close()
         self.stats.flush()
         for runner in self.runners.values():
             runner.close()
@@ -163,7 +167,7 @@ class WorkerRuntime:
         except ConfigError:
             log.error("received a task for agent %r, which this worker does not serve; dropped", agent_id)
             return "dropped: unknown agent"
-        deps = Deps(self.ledger, self.stats, self.runners, self.publisher.publish, self.secrets)
+        deps = Deps(self.ledger, self.stats, self.runners, self.publisher.publish, self.secrets, self.router)
         try:
             return describe(handle(agent, wire, deps))
         except ValidationError:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+
+import redis
 
 from agent2389.config.agent import AgentConfig
 from agent2389.logs import log_fields
@@ -20,15 +21,27 @@ from agent2389.protocol.envelope import TaskEnvelope
 from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.protocol.topics import AGENT_ID_PATTERN, conversation_topic
 from agent2389.state.stats import StatsRecorder
-from workers.routing.decision import Decision, Directory, RoutingError, Situation, Strategy, short_reason
+from workers.llm.base import Runner, TaskRequest
+from workers.routing.decision import (
+    Candidate,
+    Decision,
+    Directory,
+    RoutingError,
+    Situation,
+    Strategy,
+    short_reason,
+)
 from workers.routing.echo import EchoRouting
 from workers.routing.gatekeeper import Gatekeeper
+from workers.routing.llm import LlmRouting, LoopRunner
+from workers.routing.tools import handoff_tool, parse_handoff
 from workers.routing.workflow import completion, forward, original_query
 
 log = logging.getLogger("agent2389.workers.routing")
 # Outcomes, the label values of agent2389_routing_decisions_total.
 FORWARDED, COMPLETED, CAPPED, UNROUTABLE, NOT_ALLOWED, FAILED = (
     "forwarded", "completed", "capped", "unroutable", "not_allowed", "failed")
+NO_HANDOFF = "the agent answered without handing off"
 
 
 @dataclass(frozen=True)
@@ -45,14 +58,32 @@ def applies(agent: AgentConfig, envelope: TaskEnvelope) -> bool:
 
 
 class Router:
-    def __init__(self, directory: Directory, stats: StatsRecorder,
-                 llm_strategy: Callable[[AgentConfig], Strategy] | None = None) -> None:
+    def __init__(self, directory: Directory, stats: StatsRecorder) -> None:
         self._directory = directory
         self._stats = stats
-        self._llm_strategy = llm_strategy
         self._strategies: dict[str, Strategy] = {}
 
-    def route(self, agent: AgentConfig, envelope: TaskEnvelope, output: str,
+    def work(self, agent: AgentConfig, envelope: TaskEnvelope, runner: Runner, request: TaskRequest) -> Routed:
+        """Step 8 for a delivery that routes, then the decision. Only a failure of step 8 raises."""
+        assert agent.routing is not None
+        if agent.routing.strategy != "agent" or agent.llm.provider == "echo" or not isinstance(runner, LoopRunner):
+            return self.route(agent, envelope, runner.run(request), runner)
+        candidates = self._handoff_candidates(agent, envelope)
+        if not candidates:
+            return self.route(agent, envelope, runner.run(request), runner)
+        result = runner.run_until(request, [handoff_tool(candidates)])
+        if isinstance(result, str):
+            return self.route(agent, envelope, result, runner, Decision.finish(NO_HANDOFF))
+        work = getattr(result, "parameters", None)
+        handed = work.get("input") if isinstance(work, dict) else None
+        output = handed if isinstance(handed, str) else json.dumps(handed)
+        try:
+            decision = parse_handoff(work)
+        except RoutingError as exc:
+            return self._failed(agent, envelope, output, str(exc), time.perf_counter())
+        return self.route(agent, envelope, output, runner, decision)
+
+    def route(self, agent: AgentConfig, envelope: TaskEnvelope, output: str, runner: Runner | None = None,
               handoff: Decision | None = None) -> Routed:
         """Decide for one delivery; ``handoff`` is what the agent's own loop decided (strategy ``agent``)."""
         assert agent.routing is not None
@@ -67,9 +98,12 @@ class Router:
             candidates = [c for c in routable if agent.routing.allow is None or c.agent_id in agent.routing.allow]
             situation = Situation(agent, envelope, original_query(envelope), iteration,
                                   list(context.steps_completed) if context else [], output, candidates)
-            decision = handoff or self._strategy(agent).decide(situation)
+            decision = handoff or self._strategy(agent, runner).decide(situation)
         except RoutingError as exc:
             return self._failed(agent, envelope, output, str(exc), started)
+        except redis.RedisError as exc:
+            return self._failed(agent, envelope, output, f"the agent registry could not be read "
+                                f"({type(exc).__name__})", started)
         except Exception:
             log.exception("routing failed unexpectedly")
             return self._failed(agent, envelope, output, "an unexpected error", started)
@@ -102,25 +136,36 @@ class Router:
             if close is not None:
                 close()
 
-    def _strategy(self, agent: AgentConfig) -> Strategy:
-        strategy = self._strategies.get(agent.id)
-        if strategy is None:
-            strategy = self._strategies[agent.id] = self._build(agent)
-        return strategy
+    def _handoff_candidates(self, agent: AgentConfig, envelope: TaskEnvelope) -> list[Candidate]:
+        """Whom the ``handoff`` tool may name; none (no handoff offered) at the cap or without a registry."""
+        assert agent.routing is not None
+        context = envelope.workflow_context()
+        if context is not None and context.iteration_count >= agent.routing.max_iterations:
+            return []
+        try:
+            routable = self._directory.routable()
+        except redis.RedisError:
+            return []
+        allow = agent.routing.allow
+        return [c for c in routable if c.agent_id != agent.id and (allow is None or c.agent_id in allow)]
 
-    def _build(self, agent: AgentConfig) -> Strategy:
+    def _strategy(self, agent: AgentConfig, runner: Runner | None) -> Strategy:
         assert agent.routing is not None
         name = agent.routing.strategy
         if name == "gatekeeper":
-            assert agent.routing.gatekeeper is not None
-            return Gatekeeper(agent.routing.gatekeeper)
+            # One HTTP client per agent for the worker's life: connections are reused across tasks.
+            strategy = self._strategies.get(agent.id)
+            if strategy is None:
+                assert agent.routing.gatekeeper is not None
+                strategy = self._strategies[agent.id] = Gatekeeper(agent.routing.gatekeeper)
+            return strategy
         if agent.llm.provider == "echo":
             return EchoRouting(name)
         if name == "agent":
             return _NoHandoff()
-        if self._llm_strategy is None:
-            raise RoutingError("this worker has no routing model")
-        return self._llm_strategy(agent)
+        if not isinstance(runner, LoopRunner):
+            raise RoutingError("this agent's provider cannot make a routing call")
+        return LlmRouting(runner, agent.routing.llm.model if agent.routing.llm else None)
 
     def _failed(self, agent: AgentConfig, envelope: TaskEnvelope, output: str, why: str, started: float) -> Routed:
         reason = f"routing failed: {sanitize_error_message(why)}"
@@ -153,4 +198,4 @@ class _NoHandoff:
     name = "agent"
 
     def decide(self, situation: Situation) -> Decision:
-        return Decision.finish("the agent answered without handing off")
+        return Decision.finish(NO_HANDOFF)

@@ -39,8 +39,8 @@ class Directory:
         return list(self.agents)
 
 
-def agent(agent_id: str = "a", **routing: Any) -> AgentConfig:
-    return AgentConfig.model_validate({"agent": {"id": agent_id}, "llm": {"provider": "echo"},
+def agent(agent_id: str = "a", provider: str = "echo", **routing: Any) -> AgentConfig:
+    return AgentConfig.model_validate({"agent": {"id": agent_id}, "llm": {"provider": provider},
                                        "routing": routing or None})
 
 
@@ -58,12 +58,12 @@ class Bench:
     directory: Directory
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    def run(self, config: AgentConfig, wire: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    def run(self, config: AgentConfig, wire: dict[str, Any], runner: Any = None) -> list[tuple[str, dict[str, Any]]]:
         before = len(self.sent)
         stats = StatsRecorder(self.redis, self.keys)
         router = Router(self.directory, stats)
-        deps = Deps(TaskLedger(self.redis, self.keys), stats, {config.id: EchoRunner(config)}, self.publish, [],
-                    router)
+        deps = Deps(TaskLedger(self.redis, self.keys), stats, {config.id: runner or EchoRunner(config)}, self.publish,
+                    [], router)
         try:
             process(config, wire, deps)
         finally:

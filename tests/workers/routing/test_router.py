@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis
+
 from agent2389.protocol.envelope import TaskEnvelope
 from tests.workers.routing.conftest import Bench, Listed, agent, v2_task
 
@@ -108,3 +110,15 @@ def test_a_workflow_that_visits_an_agent_twice_is_processed_at_each_visit(bench:
     again = {**first, "context": context(2, "a", "b")}
     assert len(bench.run(agent(strategy="llm"), again)) == 1
     assert bench.run(agent(strategy="llm"), again) == []
+
+
+class BrokenDirectory:
+    def routable(self) -> list[Listed]:
+        raise redis.ConnectionError("Redis went away")
+
+
+def test_a_registry_that_cannot_be_read_completes_the_workflow_with_the_work(bench: Bench) -> None:
+    bench.directory = BrokenDirectory()  # type: ignore[assignment]
+    [(topic, sent)] = bench.run(agent(strategy="llm"), v2_task())
+    assert topic == "/conversations/c/a" and sent["response"] == "say: hi"
+    assert "registry could not be read" in sent["routing_trace"][-1]["reason"]
