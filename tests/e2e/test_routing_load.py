@@ -107,5 +107,8 @@ def test_200_workflows_of_5_hops_at_once_are_each_answered_once_with_no_hop_lost
         assert visits == Counter(chain), f"{task_id}: visits started {dict(visits)}"
         finished = Counter(str(e["agent"]) for e in events if e["event"] == "completed")
         assert finished == Counter(chain), f"{task_id}: visits finished {dict(finished)}"
+    decisions = sorted(float(str(e["decision_ms"])) for found in timelines.values() for e in found
+                       if e["event"] == "routed")
     print(f"\n{WORKFLOWS} workflows of {HOPS} hops: answered in {seconds:.1f} s "
-          f"({WORKFLOWS * (HOPS + 1) / seconds:.0f} agent visits/s)")
+          f"({WORKFLOWS * (HOPS + 1) / seconds:.0f} agent visits/s); routing decision p50 "
+          f"{decisions[len(decisions) // 2]:.2f} ms, p99 {decisions[int(len(decisions) * 0.99)]:.2f} ms (wall)")
