@@ -158,7 +158,7 @@ def events(ctx: Context, sizes: Sizes) -> list[Row]:
 
 def routing(ctx: Context, sizes: Sizes) -> list[Row]:
     """A v2 routing decision's own cost per hop, the LLM call left out (bench/routing.py)."""
-    return routing_rows(ctx.redis_url, ctx.redis_pid, workflows=max(20, sizes.tasks // 100))
+    return routing_rows(ctx.redis_url, ctx.redis_pid, workflows=max(5, sizes.tasks // 100))
 
 
 SCENARIOS: dict[str, Callable[[Context, Sizes], list[Row]]] = {
