@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -30,13 +31,17 @@ LOAD_STEP = 0.1
 EXPIRY_HEARTBEATS = 3
 
 
+@dataclass(frozen=True)
 class Published:
     """What was last published for one agent, and when (``time.monotonic``)."""
 
-    def __init__(self, status: str, workers: int, load: float, at: float) -> None:
-        self.status, self.workers, self.load, self.at = status, workers, load, at
+    status: str
+    workers: int
+    load: float
+    at: float
 
     def outdated(self, status: str, workers: int, load: float, now: float, heartbeat_s: float) -> bool:
+        # The epsilon: 0.15 - 0.05 is 0.0999... in floating point, and that is a move of 0.1.
         return ((status, workers) != (self.status, self.workers) or abs(load - self.load) >= LOAD_STEP - 1e-9
                 or now - self.at >= heartbeat_s)
 

@@ -68,12 +68,12 @@ class Bridge:
     def stop(self) -> None:
         """Publish retained ``unavailable`` for every agent and disconnect cleanly."""
         self.monitor.stop()
-        if self.watcher is not None:
-            self.watcher.stop()
         for dispatcher in self.dispatchers:
             dispatcher.stop()
         for link in self.links:
             link.stop()
+        if self.watcher is not None:
+            self.watcher.stop()
         self.stats.flush()
         self.stopped.set()
         log.info("bridge stopped")

@@ -16,7 +16,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from agent2389.config.agent import MqttSection
 from agent2389.mqtt import connect_options, make_client
+from agent2389.protocol.envelope import AgentStatus
 from agent2389.protocol.status import agent_id_from_status_topic
+from agent2389.protocol.topics import status_topic
 from agent2389.state.registry import AgentRegistry
 
 log = logging.getLogger("agent2389.bridge.registry")
@@ -34,7 +36,7 @@ class StatusWatcher:
         self._own = frozenset(own)
         # Our own statuses carry an MQTT 5 expiry; on MQTT 3.1.1 the registry applies the same one itself.
         self._own_expiry_s = own_expiry_s
-        self._redis_lost = threading.Event()
+        self.redis_lost = threading.Event()
         self._stopping = threading.Event()
         self.subscribed = threading.Event()
         self._logged: set[str] = set()
@@ -48,9 +50,17 @@ class StatusWatcher:
         self.client.loop_start()
 
     def stop(self) -> None:
+        """Disconnect. Our agents' links have just published ``unavailable``: record that now, so no process
+        routes to them meanwhile, rather than hoping their messages arrive before the disconnect."""
         self._stopping.set()
         self.client.disconnect()
         self.client.loop_stop()
+        try:
+            for agent_id in sorted(self._own):
+                stopped = AgentStatus(agent_id=agent_id, status="unavailable").model_dump_json().encode()
+                self._registry.observe(status_topic(agent_id), stopped)
+        except redis.RedisError as exc:
+            log.warning("could not record our agents as unavailable in Redis (%s)", type(exc).__name__)
 
     def _connected(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         if reason.is_failure:
@@ -84,8 +94,8 @@ class StatusWatcher:
 
     def _lost(self, exc: redis.RedisError) -> None:
         # The status is gone for now; once Redis answers, subscribing again brings every retained one back.
-        if not self._redis_lost.is_set():
-            self._redis_lost.set()
+        if not self.redis_lost.is_set():
+            self.redis_lost.set()
             log.warning("cannot record agent statuses in Redis (%s); will resubscribe when it answers",
                         type(exc).__name__)
             threading.Thread(target=self._resubscribe_when_back, name="registry-retry", daemon=True).start()
@@ -96,7 +106,7 @@ class StatusWatcher:
                 self._registry.agents()
             except redis.RedisError:
                 continue
-            self._redis_lost.clear()
+            self.redis_lost.clear()
             self.client.subscribe(STATUS_FILTER, qos=1)
             log.info("Redis answers again; statuses are recorded again")
             return

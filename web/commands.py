@@ -27,7 +27,8 @@ def inspect_arguments(parser: argparse.ArgumentParser) -> None:
 COMMANDS = [
     Command("web", "serve health, metrics (JSON and Prometheus), the inspection API and the dashboard",
             web_arguments, "web.cli:run_web"),
-    Command("inspect", "show workers, queues, agents or recent tasks, read from Redis", inspect_arguments,
+    Command("inspect", "show workers, queues, agents (ours, then every other agent seen on the broker) or recent "
+            "tasks, read from Redis", inspect_arguments,
             "web.cli:run_inspect"),
     Command("status", "one screen: health, agents, workers, queues and the last errors (exit 1 unless healthy)",
             config_argument, "web.cli:run_status"),

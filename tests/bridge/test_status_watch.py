@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -135,3 +136,47 @@ def test_our_own_status_without_a_message_expiry_expires_after_three_heartbeats(
     record = wait_until(lambda: record_of(registry, ours), 10, "our status is in the registry")
     assert not record.foreign
     assert record.expires_at == pytest.approx(record.last_seen + 90)
+
+
+def test_a_stopping_bridge_records_its_own_agents_unavailable_at_once(
+        broker: Broker, registry: AgentRegistry, start_watcher: Callable[..., StatusWatcher]) -> None:
+    ours, theirs = broker.agent("ours"), broker.agent("theirs")
+    watcher = start_watcher(own=(ours,))
+    broker.status(ours)
+    broker.status(theirs)
+    wait_until(lambda: {ours, theirs} <= {r.agent_id for r in registry.routable()}, 10, "both are routable")
+    watcher.stop()
+    assert [r.agent_id for r in registry.routable() if r.agent_id in (ours, theirs)] == [theirs]
+
+
+class RedisAway(AgentRegistry):
+    """The registry while Redis does not answer, until ``back()``."""
+
+    away = True
+
+    def observe(self, *args: Any, **kwargs: Any) -> str:
+        if self.away:
+            raise redis.ConnectionError("Redis is away")
+        return super().observe(*args, **kwargs)
+
+    def read(self) -> tuple[list[AgentRecord], int]:
+        if self.away:
+            raise redis.ConnectionError("Redis is away")
+        return super().read()
+
+
+def test_statuses_missed_while_redis_was_away_are_recorded_once_it_answers(
+        broker: Broker, mqtt_url: str, redis_client: redis.Redis, key_prefix: str, unique_id: str) -> None:
+    flaky = RedisAway(redis_client, Keys(key_prefix))
+    watcher = StatusWatcher(MqttSection(broker_url=mqtt_url), f"test-registry-away-{unique_id}", flaky, [],
+                            own_expiry_s=90)
+    watcher.start()
+    try:
+        assert watcher.subscribed.wait(10)
+        missed = broker.agent("missed")
+        broker.status(missed)
+        wait_until(lambda: watcher.redis_lost.is_set(), 10, "the watcher noticed Redis is away")
+        flaky.away = False
+        wait_until(lambda: flaky.get(missed), 15, "the retained status arrived again and was recorded")
+    finally:
+        watcher.stop()

@@ -105,3 +105,17 @@ def test_the_summary_counts_agents_by_state_and_origin(redis_client: redis.Redis
     summary = agents.summary()
     assert summary.by_state == {"available": 1, "unavailable": 1, "expired": 0}
     assert summary.foreign == 1
+
+
+def test_a_client_that_returns_bytes_reads_the_same_registry(redis_url: str, key_prefix: str) -> None:
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        agents = AgentRegistry(raw, Keys(key_prefix))
+        agents.claim(["ours"])
+        agents.observe("/control/agents/ours/status", status("ours", capabilities=["x"]))
+        agents.observe("/control/agents/ours/status", b"garbage")
+        [record] = agents.agents()
+        assert (record.agent_id, record.foreign, record.capabilities) == ("ours", False, ("x",))
+        assert agents.summary().ignored == 1
+    finally:
+        raw.close()
