@@ -175,6 +175,8 @@ def mqtt_families(snapshot: Snapshot) -> Iterator[Metric]:
                               value=snapshot.mqtt.get("messages_published", 0))
     yield CounterMetricFamily("agent2389_mqtt_publish_failures", "MQTT publishes that failed",
                               value=snapshot.mqtt.get("publish_failures", 0))
+    yield CounterMetricFamily("agent2389_progress_events_dropped", "Progress events workers dropped (broker "
+                              "unreachable or too slow)", value=snapshot.mqtt.get("progress_events_dropped", 0))
 
 
 def tool_families(snapshot: Snapshot) -> Iterator[Metric]:

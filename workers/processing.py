@@ -25,6 +25,7 @@ from agent2389.protocol.topics import canonicalize, conversation_topic
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
 from workers.llm import Runner, TaskRequest
+from workers.progress import NO_SINK, ProgressSink, TaskProgress
 from workers.routing import Router, applies
 
 log = logging.getLogger("agent2389.workers.task")
@@ -61,13 +62,14 @@ class Deps:
     runners: Mapping[str, Runner]
     publish: Callable[[str, str], None]
     secrets: list[str]
+    progress: ProgressSink = NO_SINK
     router: Router | None = None
 
 
 def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
     """Run one delivery to completion; None when it was a duplicate of a finished one."""
     return _deliver(agent, TaskEnvelope.model_validate(wire), deps,
-                    lambda envelope, attempts: _decide(agent, envelope, deps, attempts))
+                    lambda envelope, attempts: _reported(agent, envelope, deps, attempts))
 
 
 def cancel(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
@@ -134,13 +136,27 @@ def _finish(ledger: TaskLedger, fingerprint: str, failed: bool) -> None:
             time.sleep(delay_s)
 
 
-def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: int) -> Outcome:
+def _reported(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: int) -> Outcome:
+    """``_decide``, with its start and end told as progress events (PROTOCOL.md §10)."""
+    progress = TaskProgress(deps.progress, agent.id, envelope.task_id, envelope.conversation_id, deps.secrets)
+    progress.task_start(envelope.input, attempt=attempts)
+    started = time.perf_counter()
+    outcome = _decide(agent, envelope, deps, attempts, progress)
+    if outcome.failed:
+        progress.task_error(time.perf_counter() - started, str(outcome.error_code), outcome.error_message or "")
+    else:
+        progress.task_complete(time.perf_counter() - started, outcome.topic, outcome.payload)
+    return outcome
+
+
+def _decide(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: int,
+            progress: TaskProgress) -> Outcome:
     deps.stats.task_started(agent.id, envelope.task_id, envelope.conversation_id, envelope.depth)
     if attempts > MAX_ATTEMPTS:
         return _error(agent, envelope, ErrorCode.INTERNAL_ERROR,
                       f"the task was started {attempts - 1} times and never finished; giving up")
     request = TaskRequest(agent=agent, task_id=envelope.task_id, conversation_id=envelope.conversation_id,
-                          instruction=envelope.instruction, input=envelope.input)
+                          instruction=envelope.instruction, input=envelope.input, progress=progress)
     try:
         if deps.router is not None and applies(agent, envelope):
             # Step 8 and the routing decision of a v2 workflow (PROTOCOL.md §9): forward or complete.

@@ -32,6 +32,8 @@ from agent2389.state.stats import StatsRecorder
 from agent2389.transport.leases import renew_leases
 from workers.llm import FleetLimits, Runner, build_runner
 from workers.processing import Deps, Outcome, cancel, describe, process
+from workers.progress import NO_SINK, ProgressSink
+from workers.progress_publisher import ProgressPublisher
 from workers.publisher import Publisher
 from workers.routing import Router
 
@@ -55,6 +57,7 @@ class WorkerRuntime:
         self.stopping = threading.Event()
         self.publisher = Publisher(settings.agents[0].mqtt, self.stopping)
         self.router = Router(AgentRegistry(self.redis, self.keys), self.stats)
+        self.progress = ProgressPublisher(self.publisher.client, self.publisher.connected, self.stats)
         self.runners: dict[str, Runner] = {}
         self.secrets = environment_secrets(settings.secret_env_names())
         self.info = WorkerInfo(
@@ -72,6 +75,7 @@ class WorkerRuntime:
             if runner is not None:
                 self.runners[agent.id] = runner
         self.publisher.start()
+        self.progress.start()
         return list(self.runners)
 
     def start(self, consumer: Any = None) -> None:
@@ -121,6 +125,7 @@ class WorkerRuntime:
             self.presence.leave(self.info.worker_id)
         except redis.RedisError:
             log.warning("could not remove this worker's heartbeat; it expires by itself")
+        self.progress.stop()
         self.publisher.stop()
         self.router.close()
         self.stats.flush()
@@ -167,7 +172,9 @@ class WorkerRuntime:
         except ConfigError:
             log.error("received a task for agent %r, which this worker does not serve; dropped", agent_id)
             return "dropped: unknown agent"
-        deps = Deps(self.ledger, self.stats, self.runners, self.publisher.publish, self.secrets, self.router)
+        sink: ProgressSink = self.progress if self.settings.progress_events else NO_SINK
+        deps = Deps(self.ledger, self.stats, self.runners, self.publisher.publish, self.secrets, sink,
+                    self.router)
         try:
             return describe(handle(agent, wire, deps))
         except ValidationError:

@@ -39,6 +39,8 @@ class Settings:
     # How often each agent's status is re-published even when nothing changed (PROTOCOL.md §8); it
     # expires after three of these, so a deployment that vanished stops being advertised.
     status_heartbeat_s: float = 30.0
+    # Progress events (PROTOCOL.md §10) on /control/agents/{id}/progress: best effort, QoS 0.
+    progress_events: bool = True
 
     @classmethod
     def from_env(cls, config_path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +63,7 @@ class Settings:
                 celery_events=_flag(env, "AGENT2389_CELERY_EVENTS", default=True),
                 status_heartbeat_s=_seconds_in_range(float(env.get("AGENT2389_STATUS_HEARTBEAT", "30")),
                                              "AGENT2389_STATUS_HEARTBEAT"),
+                progress_events=_flag(env, "AGENT2389_PROGRESS_EVENTS", default=True),
             )
         except ValueError as exc:
             raise ConfigError(f"bad number in environment: {exc}") from None

@@ -148,8 +148,11 @@ def _inject_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instruction", help="the task's instruction")
     parser.add_argument("--conversation-id", metavar="C", help="conversation id (default: a new one)")
     parser.add_argument("--next", metavar="B,C", help="agents that process the answer in turn (a pipeline)")
+    parser.add_argument("--v2", action="store_true", help="start a v2 workflow (PROTOCOL.md §9): agents with a "
+                        "[routing] section decide where the work goes next (not with --next)")
     parser.add_argument("--wait", type=float, metavar="S", help="wait up to S seconds (for the agent to be "
-                        "available, then for the answer) and print the answer")
+                        "available, then for the answer); print the progress events and a v2 answer's routing "
+                        "trace on stderr as they arrive, then the answer on stdout")
     parser.add_argument("--json", action="store_true", help="print the answer as the raw JSON message")
 
 

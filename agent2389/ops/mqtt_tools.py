@@ -18,7 +18,9 @@ from agent2389.addresses import broker_address
 from agent2389.config.agent import MqttSection
 from agent2389.config.files import load_agents
 from agent2389.mqtt import connect_options, make_client, wait_for_puback
+from agent2389.ops.progress_view import progress_line, trace_lines
 from agent2389.protocol.errors import ConfigError
+from agent2389.protocol.progress import ALL_PROGRESS, is_progress_topic
 from agent2389.protocol.topics import input_topic, require_agent_id, require_conversation_id, status_topic
 
 Received = tuple[str, bytes, bool]
@@ -87,15 +89,22 @@ def build_envelope(args: argparse.Namespace) -> dict[str, Any]:
     nxt: dict[str, Any] | None = None
     for later in reversed([a.strip() for a in (args.next or "").split(",") if a.strip()]):
         nxt = {"topic": input_topic(require_agent_id(later)), "instruction": None, "input": None, "next": nxt}
-    return {"task_id": str(uuid.uuid4()), "conversation_id": conversation_id, "topic": input_topic(agent_id),
-            "instruction": args.instruction, "input": body, "next": nxt}
+    if getattr(args, "v2", False) and nxt is not None:
+        raise ConfigError("--v2 lets the agents route the work; --next fixes the route: use one of them")
+    envelope = {"task_id": str(uuid.uuid4()), "conversation_id": conversation_id, "topic": input_topic(agent_id),
+                "instruction": args.instruction, "input": body, "next": nxt}
+    if getattr(args, "v2", False):
+        # A workflow's first envelope (PROTOCOL.md §9): no context or routing_trace yet.
+        envelope["version"] = "2.0"
+    return envelope
 
 
 def run_inject(args: argparse.Namespace) -> int:
     envelope = build_envelope(args)
     inbox: queue.Queue[Received] = queue.Queue()
     agent_id, mqtt = args.agent, broker_settings(args)
-    waiting = [f"/conversations/{envelope['conversation_id']}/+"] if args.wait else []
+    # A pipeline's or a workflow's answer may come from any agent, and so may its progress: match on task_id.
+    waiting = [f"/conversations/{envelope['conversation_id']}/+", ALL_PROGRESS] if args.wait else []
     client = connect(mqtt, inbox, [status_topic(agent_id), *waiting])
     started = time.monotonic()
     try:
@@ -136,11 +145,16 @@ def _agent_ready(inbox: queue.Queue[Received], agent_id: str, mqtt: MqttSection,
 
 
 def _next_status(inbox: queue.Queue[Received], timeout_s: float) -> str | None:
-    """The next status message's ``status`` within ``timeout_s`` (only status topics are subscribed yet)."""
-    try:
-        _topic, payload, _ = inbox.get(timeout=timeout_s)
-    except queue.Empty:
-        return None
+    """The next status message's ``status`` within ``timeout_s``; other messages (nothing was sent yet, so
+    none is about our task) are skipped."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            topic, payload, _ = inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            return None
+        if topic.endswith("/status"):
+            break
     try:
         body = json.loads(payload)
     except ValueError:
@@ -152,7 +166,7 @@ def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw
     deadline = time.monotonic() + wait_s
     while (remaining := deadline - time.monotonic()) > 0:
         try:
-            _topic, payload, _ = inbox.get(timeout=remaining)
+            topic, payload, _ = inbox.get(timeout=remaining)
         except queue.Empty:
             break
         try:
@@ -161,6 +175,11 @@ def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw
             continue
         if not isinstance(body, dict) or body.get("task_id") != task_id:
             continue
+        if is_progress_topic(topic):
+            print(progress_line(body), file=sys.stderr, flush=True)
+            continue
+        for line in trace_lines(body.get("routing_trace")):
+            print(line, file=sys.stderr)
         if raw:
             print(json.dumps(body))
         if "error" in body:
@@ -177,7 +196,7 @@ def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw
 def run_monitor(args: argparse.Namespace) -> int:
     agent = require_agent_id(args.agent) if args.agent else "+"
     topics = [f"/control/agents/{agent}/status", f"/control/agents/{agent}/input",
-              f"/control/agents/{agent}/progress", f"/conversations/+/{agent}"]
+              f"/control/agents/{agent}/progress/#", f"/conversations/+/{agent}"]
     inbox: queue.Queue[Received] = queue.Queue()
     client = connect(broker_settings(args), inbox, topics)
     shown = 0
@@ -201,8 +220,9 @@ def _format(topic: str, payload: bytes, retained: bool, fmt: str) -> str:
         body = payload.decode("utf-8", "replace")
     if fmt == "json":
         return json.dumps({"topic": topic, "retained": retained, "payload": body})
-    kind = "status" if topic.endswith("/status") else "input" if topic.endswith("/input") else \
-        "progress" if topic.endswith("/progress") else "conversation"
     stamp = datetime.now().strftime("%H:%M:%S.%f")[:-3]
+    if is_progress_topic(topic) and isinstance(body, dict):
+        return f"{stamp} {'progress':<12} {progress_line(body)}"
+    kind = "status" if topic.endswith("/status") else "input" if topic.endswith("/input") else "conversation"
     text = json.dumps(body) if not isinstance(body, str) else body
     return f"{stamp} {kind:<12} {topic}{' (retained)' if retained else ''}  {text[:300]}"

@@ -266,6 +266,9 @@ class StatsRecorder:
         field = "publish_failures" if failed else "messages_published"
         self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), field, count))
 
+    def progress_dropped(self, count: int) -> None:
+        self._run(lambda batch: batch.incr(self._keys.mqtt_stats(), "progress_events_dropped", count))
+
     def task_event(self, task_id: str, agent_id: str, event: str, **data: Any) -> None:
         self._run(lambda batch: self._event(batch, task_id, agent_id, event, **data))
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent2389.config.agent import AgentConfig
+from workers.progress import NO_PROGRESS, TaskProgress
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,8 @@ class TaskRequest:
     conversation_id: str
     instruction: str | None
     input: dict[str, Any] | str
+    # Where the runner tells what it does (PROTOCOL.md §10): LLM calls and tool calls.
+    progress: TaskProgress = field(default=NO_PROGRESS, compare=False, repr=False)
 
 
 class Runner(Protocol):

@@ -22,6 +22,7 @@ from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.protocol.topics import AGENT_ID_PATTERN, conversation_topic
 from agent2389.state.stats import StatsRecorder
 from workers.llm.base import Runner, TaskRequest
+from workers.progress import NO_PROGRESS, TaskProgress
 from workers.routing.decision import (
     Candidate,
     Decision,
@@ -67,13 +68,13 @@ class Router:
         """Step 8 for a delivery that routes, then the decision. Only a failure of step 8 raises."""
         assert agent.routing is not None
         if agent.routing.strategy != "agent" or agent.llm.provider == "echo" or not isinstance(runner, LoopRunner):
-            return self.route(agent, envelope, runner.run(request), runner)
+            return self.route(agent, envelope, runner.run(request), runner, progress=request.progress)
         candidates = self._handoff_candidates(agent, envelope)
         if not candidates:
-            return self.route(agent, envelope, runner.run(request), runner)
+            return self.route(agent, envelope, runner.run(request), runner, progress=request.progress)
         result = runner.run_until(request, [handoff_tool(candidates)])
         if isinstance(result, str):
-            return self.route(agent, envelope, result, runner, Decision.finish(NO_HANDOFF))
+            return self.route(agent, envelope, result, runner, Decision.finish(NO_HANDOFF), request.progress)
         work = getattr(result, "parameters", None)
         handed = work.get("input") if isinstance(work, dict) else None
         output = handed if isinstance(handed, str) else json.dumps(handed)
@@ -81,11 +82,12 @@ class Router:
             decision = parse_handoff(work)
         except RoutingError as exc:
             return self._failed(agent, envelope, output, str(exc), time.perf_counter())
-        return self.route(agent, envelope, output, runner, decision)
+        return self.route(agent, envelope, output, runner, decision, request.progress)
 
     def route(self, agent: AgentConfig, envelope: TaskEnvelope, output: str, runner: Runner | None = None,
-              handoff: Decision | None = None) -> Routed:
-        """Decide for one delivery; ``handoff`` is what the agent's own loop decided (strategy ``agent``)."""
+              handoff: Decision | None = None, progress: TaskProgress = NO_PROGRESS) -> Routed:
+        """Decide for one delivery; ``handoff`` is what the agent's own loop decided (strategy ``agent``);
+        a forward is told on ``progress`` as a ``Routed`` event (PROTOCOL.md §10)."""
         assert agent.routing is not None
         started = time.perf_counter()
         context = envelope.workflow_context()
@@ -125,9 +127,10 @@ class Router:
             return self._failed(agent, envelope, output, f"the forward to {chosen} would be {len(payload)} bytes; "
                                 f"the limit is {limit}", started)
         duration_s = self._record(agent, envelope, FORWARDED, started)
+        step, decision_ms = wire["context"]["iteration_count"], round(duration_s * 1000, 3)
         self._stats.task_event(envelope.task_id, agent.id, "routed", to_agent=chosen, reason=reason,
-                               strategy=agent.routing.strategy, decision_ms=round(duration_s * 1000, 3),
-                               step=wire["context"]["iteration_count"])
+                               strategy=agent.routing.strategy, decision_ms=decision_ms, step=step)
+        progress.routed(chosen, reason, step, strategy=agent.routing.strategy, decision_ms=decision_ms)
         return Routed(wire["topic"], payload)
 
     def close(self) -> None:

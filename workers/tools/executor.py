@@ -32,6 +32,7 @@ from workers.tools.pool import ToolPool
 from workers.tools.process import Reply
 
 if TYPE_CHECKING:
+    from workers.progress import TaskProgress
     from workers.tools.mcp.catalog import OfferedTool
 
 log = logging.getLogger("agent2389.tools")
@@ -111,22 +112,37 @@ class ToolExecutor:
             validators[name] = Draft202012Validator(schema)
         self._descriptions, self._validators = descriptions, validators
 
-    def run_all(self, calls: Sequence[ToolCall], task_id: str | None = None) -> list[ToolOutcome]:
+    def run_all(self, calls: Sequence[ToolCall], task_id: str | None = None,
+                progress: TaskProgress | None = None) -> list[ToolOutcome]:
         """Outcomes in the order of ``calls``; calls asked for in one turn run at the same time."""
         if len(calls) <= 1:
-            return [self.run(call, task_id) for call in calls]
+            return [self.run(call, task_id, progress) for call in calls]
         # Each call runs in a copy of this thread's context, so its log lines keep the task's span.
         contexts = [contextvars.copy_context() for _ in calls]
         with ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="tool-call") as executor:
-            futures = [executor.submit(ctx.run, self.run, call, task_id) for ctx, call in zip(contexts, calls,
-                                                                                                strict=True)]
+            futures = [executor.submit(ctx.run, self.run, call, task_id, progress)
+                       for ctx, call in zip(contexts, calls, strict=True)]
             return [future.result() for future in futures]
 
-    def run(self, call: ToolCall, task_id: str | None = None) -> ToolOutcome:
-        """Run one call (``task_id`` puts it on the task's timeline); never raises for the call's own failures."""
+    def run(self, call: ToolCall, task_id: str | None = None, progress: TaskProgress | None = None) -> ToolOutcome:
+        """Run one call (``task_id`` puts it on the task's timeline, ``progress`` tells it as progress events);
+        never raises for the call's own failures."""
         self.start()
         # Looked up once: an MCP server may change its tool list while this call runs.
         mcp_tool = self._mcp.catalog().get(call.name)
+        names = {"mcp_server": mcp_tool.entry, "mcp_tool": mcp_tool.mcp_name} if mcp_tool is not None else {}
+        started = time.monotonic()
+        if progress is not None:
+            progress.tool_call(call.name, call.parameters, **names)
+        outcome = self._run(call, task_id, mcp_tool)
+        if progress is not None:
+            if outcome.is_error:
+                progress.tool_error(call.name, time.monotonic() - started, outcome.content, **names)
+            else:
+                progress.tool_complete(call.name, time.monotonic() - started, outcome.content, **names)
+        return outcome
+
+    def _run(self, call: ToolCall, task_id: str | None, mcp_tool: OfferedTool | None) -> ToolOutcome:
         rejection = self._rejection(call, mcp_tool)
         if rejection is not None:
             log.info("tool call refused: %s", rejection)

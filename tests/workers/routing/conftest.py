@@ -16,6 +16,7 @@ from agent2389.config.agent import AgentConfig
 from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
+from tests.fakes.anthropic_api import fake_anthropic  # noqa: F401 (the fixture)
 from workers.llm.echo import EchoRunner
 from workers.processing import Deps, process
 from workers.routing import Router
@@ -50,6 +51,17 @@ def v2_task(agent_id: str = "a", **overrides: Any) -> dict[str, Any]:
 
 
 @dataclass
+class ProgressSink:
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def emit(self, topic: str, payload: str) -> None:
+        self.events.append((topic, json.loads(payload)))
+
+    def of_type(self, event_type: str) -> list[dict[str, Any]]:
+        return [event for _, event in self.events if event["event_type"] == event_type]
+
+
+@dataclass
 class Bench:
     """One routing agent's worker, minus Celery: ``run`` processes a delivery and returns what it published."""
 
@@ -57,13 +69,14 @@ class Bench:
     keys: Keys
     directory: Directory
     sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    progress: ProgressSink = field(default_factory=ProgressSink)
 
     def run(self, config: AgentConfig, wire: dict[str, Any], runner: Any = None) -> list[tuple[str, dict[str, Any]]]:
         before = len(self.sent)
         stats = StatsRecorder(self.redis, self.keys)
         router = Router(self.directory, stats)
         deps = Deps(TaskLedger(self.redis, self.keys), stats, {config.id: runner or EchoRunner(config)}, self.publish,
-                    [], router)
+                    [], progress=self.progress, router=router)
         try:
             process(config, wire, deps)
         finally:

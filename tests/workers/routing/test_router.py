@@ -95,6 +95,18 @@ def test_a_hop_is_a_line_in_the_timeline_and_a_counted_timed_decision(bench: Ben
     assert stats["routing:llm:forwarded"] == "1" and float(stats["routing_seconds:llm"]) >= 0
 
 
+def test_a_hop_is_told_as_a_routed_progress_event(bench: Bench) -> None:
+    bench.run(agent(strategy="llm"), v2_task())
+    [routed] = bench.progress.of_type("Routed")
+    assert routed["agent_id"] == "a" and routed["metadata"]["to_agent"] == "b"
+    assert routed["metadata"]["step_number"] == 1 and routed["metadata"]["strategy"] == "llm"
+
+
+def test_a_completion_is_no_routed_progress_event(bench: Bench) -> None:
+    bench.run(agent(strategy="llm"), v2_task(context=context(2, "b", "c")))
+    assert bench.progress.of_type("Routed") == [] and len(bench.progress.of_type("TaskComplete")) == 1
+
+
 def test_the_end_of_a_workflow_is_a_line_in_the_timeline(bench: Bench) -> None:
     wire = v2_task(context=context(4, "b", "c"))
     bench.run(agent(strategy="llm"), wire)
