@@ -64,7 +64,7 @@ def workflow(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not is_workflow(events):
         return None
     ordered = sorted(events, key=_at)
-    visits = _visits(ordered)
+    visits = _in_step_order(_visits(ordered))
     hops = _hops(visits)
     done = next((e for e in reversed(ordered) if e.get("event") == "workflow_complete"), None)
     last_finish = max((_at(e) for e in ordered if e.get("event") in FINISHED), default=None)
@@ -105,6 +105,29 @@ def _visits(ordered: list[dict[str, Any]]) -> list[Visit]:
         else:
             visits.append(Visit(agent, [event]))
     return visits
+
+
+def _step(visit: Visit) -> int | None:
+    """The workflow's ``iteration_count`` when the visit received it, as its own decision records it."""
+    for event in visit.events:
+        if event.get("event") == "routed" and isinstance(event.get("step"), int):
+            return int(event["step"]) - 1
+        if event.get("event") == "workflow_complete" and isinstance(event.get("steps"), int):
+            return int(event["steps"]) - 1
+    return None
+
+
+def _in_step_order(visits: list[Visit]) -> list[Visit]:
+    """Visits in the order the workflow made them. Their first events' stamps can be a batch apart across
+    processes, so a visit that decided is placed by its step; one that has not (in progress, failed) stays
+    just after the visit it followed in time."""
+    keyed: list[tuple[float, int]] = []
+    latest = -1.0
+    for index, visit in enumerate(visits):
+        step = _step(visit)
+        latest = float(step) if step is not None else latest + 0.5
+        keyed.append((latest, index))
+    return [visits[index] for _, index in sorted(keyed)]
 
 
 def _hops(visits: list[Visit]) -> list[dict[str, Any]]:

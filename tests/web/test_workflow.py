@@ -100,3 +100,20 @@ def test_events_stamped_out_of_order_across_processes_still_land_in_their_visit(
         assert [(v["agent"], v["duration_ms"]) for v in flow["visits"]] == [("a", 30.0), ("b", 20.0), ("a", 10.0)]
         assert [(h["from_agent"], h["to_agent"], h["to_visit"]) for h in flow["hops"]] == [("a", "b", 1),
                                                                                             ("b", "a", 2)]
+
+
+def test_a_visit_whose_arrival_was_stamped_before_its_senders_still_comes_after_it() -> None:
+    events = [
+        {"event": "queued", "agent": "b", "at": 1.0},
+        {"event": "queued", "agent": "a", "at": 1.1},
+        {"event": "started", "agent": "a", "at": 1.2},
+        {"event": "routed", "agent": "a", "at": 1.3, "to_agent": "b", "step": 1, "reason": "r"},
+        {"event": "completed", "agent": "a", "at": 1.4, "duration_ms": 5.0},
+        {"event": "started", "agent": "b", "at": 1.5},
+        {"event": "workflow_complete", "agent": "b", "at": 1.6, "reason": "done", "steps": 2, "response_bytes": 3},
+        {"event": "completed", "agent": "b", "at": 1.7, "duration_ms": 4.0},
+    ]
+    flow = workflow(events)
+    assert flow is not None and flow["path"] == ["a", "b"] and flow["entry_agent"] == "a"
+    assert [v["agent"] for v in flow["visits"]] == ["a", "b"]
+    assert [(h["from_agent"], h["to_agent"], h["recorded"]) for h in flow["hops"]] == [("a", "b", True)]
