@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.e2e.stack import MqttPeer, Stack
-from tests.e2e.workflows import EXAMPLE, ROLES, anthropic_variant, completed_workflow, copy_example
+from tests.e2e.workflows import EXAMPLE, ROLES, anthropic_variant, completed_workflow, copy_example, wait_routable
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
@@ -55,6 +55,7 @@ def test_a_v2_task_to_the_researcher_comes_back_from_the_reviewer_with_the_docum
         stack.bridge()
         for agent_id in ids.values():
             peer.wait_for_status(agent_id, "available")
+        wait_routable(redis_url, key_prefix, list(ids.values()))
         cid = f"conv-{uuid.uuid4().hex[:8]}"
         peer.subscribe(f"/conversations/{cid}/#")
         task = peer.send_task(ids["researcher"], cid, "the 2389 protocol", version="2.0")
@@ -62,7 +63,8 @@ def test_a_v2_task_to_the_researcher_comes_back_from_the_reviewer_with_the_docum
         flow = completed_workflow(redis_url, key_prefix, task["task_id"])
     finally:
         stack.stop_all()
-    assert topic == f"/conversations/{cid}/{ids['reviewer']}" and answer["task_id"] == task["task_id"]
+    assert topic == f"/conversations/{cid}/{ids['reviewer']}", answer.get("routing_trace")
+    assert answer["task_id"] == task["task_id"]
     assert [(t["from_agent"], t["to_agent"], t["step_number"]) for t in answer["routing_trace"]] == [
         (ids["researcher"], ids["writer"], 1), (ids["writer"], ids["reviewer"], 2), (ids["reviewer"], None, 3)]
     assert flow["path"] == [ids["researcher"], ids["writer"], ids["reviewer"]] and flow["state"] == "completed"

@@ -19,7 +19,7 @@ from agent2389.state.keys import Keys
 from agent2389.state.registry import AgentRegistry
 from tests.e2e.foreign_agent import ForeignAgent
 from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
-from tests.e2e.workflows import completed_workflow
+from tests.e2e.workflows import completed_workflow, wait_routable
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,7 @@ def ours(tmp_path: Path, mqtt_url: str, redis_url: str, key_prefix: str, peer: M
     stack.bridge()
     for agent_id in (team["entry"], team["closer"], f"{team['entry']}-v1"):
         peer.wait_for_status(agent_id, "available")
+    wait_routable(redis_url, key_prefix, [team["entry"], team["closer"], f"{team['entry']}-v1"])
     yield stack
     stack.stop_all()
 

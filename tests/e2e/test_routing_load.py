@@ -21,6 +21,7 @@ import redis
 
 from agent2389.state.keys import Keys
 from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
+from tests.e2e.workflows import wait_routable
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 WORKFLOWS = 200
@@ -57,6 +58,7 @@ def routed_stack(tmp_path: Path, mqtt_url: str, redis_url: str, key_prefix: str,
     stack.bridge()
     for agent_id in chain:
         peer.wait_for_status(agent_id, "available")
+    wait_routable(redis_url, key_prefix, chain)
     yield stack
     stack.stop_all()
 
@@ -84,7 +86,7 @@ def test_200_workflows_of_5_hops_at_once_are_each_answered_once_with_no_hop_lost
     assert set(by_task) == set(sent) and set(by_task.values()) == {1}, "a workflow was lost or answered twice"
     expected_trace = [(chain[n], chain[n + 1], n + 1) for n in range(HOPS)] + [(chain[-1], None, HOPS + 1)]
     for topic, body, _ in answers:
-        assert topic == f"/conversations/{cid}/{chain[-1]}"
+        assert topic == f"/conversations/{cid}/{chain[-1]}", body.get("routing_trace")
         assert [(t["from_agent"], t["to_agent"], t["step_number"]) for t in body["routing_trace"]] == expected_trace
 
     client = redis.Redis.from_url(redis_url)

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from agent2389.state.keys import Keys
+from agent2389.state.registry import AgentRegistry
 from tests.conftest import REPO
 from tests.e2e.stack import wait_until
 from web.inspection import timeline
@@ -62,5 +63,17 @@ def completed_workflow(redis_url: str, key_prefix: str, task_id: str) -> dict[st
     try:
         found: dict[str, Any] = wait_until(completed, 10, "the timeline records the completion")
         return found
+    finally:
+        client.close()
+
+
+def wait_routable(redis_url: str, key_prefix: str, agent_ids: list[str], timeout_s: float = 20) -> None:
+    """Until the registry the workers route with lists every one of ``agent_ids`` as routable. The bridge
+    feeds it from its own subscription to every status, so it may lag the status a peer already saw."""
+    client = redis.Redis.from_url(redis_url)
+    registry = AgentRegistry(client, Keys(key_prefix))
+    try:
+        wait_until(lambda: set(agent_ids) <= {r.agent_id for r in registry.routable()}, timeout_s,
+                   f"{', '.join(agent_ids)} are routable in the registry")
     finally:
         client.close()
