@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from agent2389.state.keys import Keys
+from agent2389.state.registry import AgentRegistry
 from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
 from tests.e2e.workflows import wait_routable
 
@@ -99,6 +100,7 @@ def test_200_workflows_of_5_hops_at_once_are_each_answered_once_with_no_hop_lost
 
     try:
         timelines = wait_until(settled, 30, "every visit's finish is in its timeline")
+        registry_size = len(AgentRegistry(client, keys).agents())
     finally:
         client.close()
     for task_id, events in timelines.items():
@@ -113,4 +115,5 @@ def test_200_workflows_of_5_hops_at_once_are_each_answered_once_with_no_hop_lost
                        if e["event"] == "routed")
     print(f"\n{WORKFLOWS} workflows of {HOPS} hops: answered in {seconds:.1f} s "
           f"({WORKFLOWS * (HOPS + 1) / seconds:.0f} agent visits/s); routing decision p50 "
-          f"{decisions[len(decisions) // 2]:.2f} ms, p99 {decisions[int(len(decisions) * 0.99)]:.2f} ms (wall)")
+          f"{decisions[len(decisions) // 2]:.2f} ms, p99 {decisions[int(len(decisions) * 0.99)]:.2f} ms (wall, "
+          f"{registry_size} agents in the registry)")
