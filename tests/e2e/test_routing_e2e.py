@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from agent2389.state.keys import Keys
+from agent2389.state.registry import AgentRegistry
 from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
 from tests.fakes.gatekeeper import complete, forward_to, gatekeeper
 
@@ -32,12 +33,21 @@ def config_dir(tmp_path: Path, agents: dict[str, str], mqtt_url: str) -> Path:
 
 
 def start(stack: Stack, peer: MqttPeer, agents: dict[str, str]) -> None:
+    """Bridge and worker, once every agent is routable in the registry (the bridge reads its own statuses
+    back from the broker, a moment after the peer sees them)."""
     for agent_id in agents.values():
         peer.subscribe(f"/control/agents/{agent_id}/status")
     stack.worker()
     stack.bridge()
     for agent_id in agents.values():
         peer.wait_for_status(agent_id, "available")
+    client = redis.Redis.from_url(stack.redis_url)
+    try:
+        registry = AgentRegistry(client, Keys(stack.key_prefix))
+        wait_until(lambda: set(agents.values()) <= {r.agent_id for r in registry.routable()}, 10,
+                   "every agent is routable")
+    finally:
+        client.close()
 
 
 def v2_task(peer: MqttPeer, agent_id: str, cid: str, **fields: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -75,11 +75,12 @@ class Router:
         result = runner.run_until(request, [handoff_tool(candidates)])
         if isinstance(result, str):
             return self.route(agent, envelope, result, runner, Decision.finish(NO_HANDOFF), request.progress)
-        work = getattr(result, "parameters", None)
-        handed = work.get("input") if isinstance(work, dict) else None
-        output = handed if isinstance(handed, str) else json.dumps(handed)
+        parameters = getattr(result, "parameters", None)
+        handed = parameters.get("input") if isinstance(parameters, dict) else None
+        # The loop does not check a terminal call against its schema: whatever the input, it travels as text.
+        output = handed if isinstance(handed, str) else "" if handed is None else json.dumps(handed)
         try:
-            decision = parse_handoff(work)
+            decision = replace(parse_handoff(parameters), input=output)
         except RoutingError as exc:
             return self._failed(agent, envelope, output, str(exc), time.perf_counter())
         return self.route(agent, envelope, output, runner, decision, request.progress)

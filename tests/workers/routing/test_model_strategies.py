@@ -102,3 +102,16 @@ def test_with_nobody_to_route_to_the_llm_strategy_completes_without_a_call(bench
     loop = LoopDouble()
     [(topic, _)] = bench.run(agent(provider="anthropic", strategy="llm"), v2_task(), loop)
     assert topic == "/conversations/c/a" and loop.forced == []
+
+
+def test_a_handoff_whose_input_is_not_text_forwards_it_as_json_text(bench: Bench) -> None:
+    loop = LoopDouble(answer=handoff("b", input={"draft": [1, 2]}))
+    [(topic, sent)] = bench.run(agent(provider="anthropic", strategy="agent"), v2_task(), loop)
+    assert topic == "/control/agents/b/input" and sent["input"] == '{"draft": [1, 2]}'
+
+
+def test_a_handoff_naming_no_agent_completes_as_a_routing_failure(bench: Bench) -> None:
+    loop = LoopDouble(answer=Terminal("handoff", {"input": "draft"}))
+    [(topic, sent)] = bench.run(agent(provider="anthropic", strategy="agent"), v2_task(), loop)
+    assert topic == "/conversations/c/a" and sent["response"] == "draft"
+    assert "names no agent_id" in sent["routing_trace"][-1]["reason"]
