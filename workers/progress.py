@@ -2,18 +2,27 @@
 
 A :class:`TaskProgress` is made per delivery and handed down to the runner and the tools; it turns each
 step into an event and gives it to a :class:`ProgressSink` that must never block (in a worker, the
-:class:`workers.progress_publisher.ProgressPublisher`). Messages are sanitized; metadata holds names,
-counts, sizes and durations, never a tool's parameters or result.
+:class:`workers.progress_publisher.ProgressPublisher`). Metadata holds names, counts, sizes and durations,
+never a tool's parameters or result.
+
+Messages are safe to publish like error messages: our own words, names from the agent file or checked
+against the tool-name pattern, and free text (errors, routing reasons) through the error sanitizer. Only
+that free text is sanitized: the sanitizer costs a fraction of a millisecond per message, and a task
+tells several events.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Protocol
 
 from agent2389.protocol.progress import EventType, event_topic, progress_event
+from agent2389.protocol.sanitize import sanitize_error_message
 
 MAX_ERROR_CHARS = 160
+# The tool names the providers accept; a name the LLM made up that is not one is not repeated.
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_.:-]{1,128}$")
 
 
 class ProgressSink(Protocol):
@@ -56,27 +65,35 @@ class TaskProgress:
                    output_tokens=output_tokens)
 
     def llm_error(self, call: int, duration_s: float, error: str) -> None:
-        self._emit(EventType.LLM_ERROR, f"LLM call {call} failed: {error}", call=call, duration_ms=_ms(duration_s))
+        if self.enabled:
+            self._emit(EventType.LLM_ERROR, f"LLM call {call} failed: {self._clean(error)}", call=call,
+                       duration_ms=_ms(duration_s))
 
     def tool_call(self, tool: str, parameters: Any, **names: str) -> None:
         if self.enabled:
+            tool, names = _tool_name(tool), _checked(names)
             self._emit(EventType.TOOL_CALL, f"calling {_tool_words(tool, names)}", tool=tool,
                        parameters_bytes=_size(parameters), **names)
 
     def tool_complete(self, tool: str, duration_s: float, result: str, **names: str) -> None:
         if self.enabled:
+            tool, names = _tool_name(tool), _checked(names)
             self._emit(EventType.TOOL_COMPLETE, f"{_tool_words(tool, names)} done in {duration_s:.2f} s",
                        tool=tool, duration_ms=_ms(duration_s), result_bytes=_size(result), **names)
 
     def tool_error(self, tool: str, duration_s: float, error: str, **names: str) -> None:
-        reason = error if len(error) <= MAX_ERROR_CHARS else error[: MAX_ERROR_CHARS - 1] + "…"
-        self._emit(EventType.TOOL_ERROR, f"{_tool_words(tool, names)} failed: {reason}", tool=tool,
-                   duration_ms=_ms(duration_s), **names)
+        if self.enabled:
+            tool, names, reason = _tool_name(tool), _checked(names), self._clean(error)
+            if len(reason) > MAX_ERROR_CHARS:
+                reason = reason[: MAX_ERROR_CHARS - 1] + "…"
+            self._emit(EventType.TOOL_ERROR, f"{_tool_words(tool, names)} failed: {reason}", tool=tool,
+                       duration_ms=_ms(duration_s), **names)
 
     def routed(self, to_agent: str, reason: str, step_number: int, **metadata: Any) -> None:
         """A v2 workflow moved on to ``to_agent`` (PROTOCOL.md §9); called by the routing step."""
-        self._emit(EventType.ROUTED, f"routed to {to_agent}: {reason}", to_agent=to_agent, step_number=step_number,
-                   **metadata)
+        if self.enabled:
+            self._emit(EventType.ROUTED, f"routed to {to_agent}: {self._clean(reason)}", to_agent=to_agent,
+                       step_number=step_number, **metadata)
 
     def task_complete(self, duration_s: float, published_to: str, payload: str) -> None:
         if self.enabled:
@@ -84,14 +101,17 @@ class TaskProgress:
                        published_to=published_to, payload_bytes=_size(payload))
 
     def task_error(self, duration_s: float, code: str, message: str) -> None:
+        """``message`` is the published error's, sanitized already."""
         self._emit(EventType.TASK_ERROR, f"task failed ({code}): {message}", duration_ms=_ms(duration_s),
                    error_code=code)
+
+    def _clean(self, text: str) -> str:
+        return sanitize_error_message(text, self._secrets)
 
     def _emit(self, event_type: EventType, message: str, **metadata: Any) -> None:
         if not self.enabled:
             return
-        event = progress_event(self._agent_id, self._task_id, self._conversation_id, event_type, message, metadata,
-                               self._secrets)
+        event = progress_event(self._agent_id, self._task_id, self._conversation_id, event_type, message, metadata)
         self._sink.emit(event_topic(self._agent_id, event_type), json.dumps(event, ensure_ascii=False))
 
 
@@ -106,6 +126,15 @@ def _size(value: Any) -> int:
     """Bytes of ``value`` as JSON (a string: as UTF-8 text)."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     return len(text.encode("utf-8", "replace"))
+
+
+def _tool_name(name: str) -> str:
+    return name if TOOL_NAME.match(name) else "(a tool name that is not valid)"
+
+
+def _checked(names: dict[str, str]) -> dict[str, str]:
+    """An MCP server's names for itself and its tool, as safe as a tool name."""
+    return {key: _tool_name(value) for key, value in names.items()}
 
 
 def _tool_words(tool: str, names: dict[str, str]) -> str:

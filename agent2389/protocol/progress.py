@@ -1,8 +1,7 @@
 """Progress events (PROTOCOL.md §10): what an agent says while it works on a task, and on which topic.
 
-The shape is the reference implementation's, so that its tools and ours read each other's events. The
-message is sanitized like an error message; metadata carries names, sizes and durations only, never a
-tool's parameters or result.
+The shape is the reference implementation's, so that its tools and ours read each other's events.
+Metadata carries names, sizes and durations only, never a tool's parameters or result.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.protocol.topics import progress_topic
 
 # Every progress topic of every agent: `#` also matches the parent level (`…/progress` itself).
@@ -53,7 +51,8 @@ def event_topic(agent_id: str, event_type: EventType) -> str:
 
 
 def progress_event(agent_id: str, task_id: str, conversation_id: str, event_type: EventType, message: str,
-                   metadata: dict[str, Any] | None = None, secrets: list[str] | None = None) -> dict[str, Any]:
+                   metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One event; ``message`` must already be safe to publish (see workers/progress.py)."""
     return {
         "agent_id": agent_id,
         "task_id": task_id,
@@ -61,7 +60,7 @@ def progress_event(agent_id: str, task_id: str, conversation_id: str, event_type
         "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "category": category_of(event_type).value,
         "event_type": event_type.value,
-        "message": sanitize_error_message(message, secrets or ()),
+        "message": message,
         "metadata": metadata or {},
     }
 

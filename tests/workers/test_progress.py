@@ -117,3 +117,12 @@ def test_a_failed_llm_call_is_an_llm_error_event(fake_anthropic: FakeAnthropic) 
 
     assert sink.kinds == ["LlmRequest", "LlmError"]
     assert "HTTP 401" in sink.events[1][1]["message"]
+
+
+def test_a_tool_name_the_llm_made_up_is_not_repeated_unless_it_is_a_valid_name() -> None:
+    sink = Recorded()
+    TaskProgress(sink, "a", "t", "c").tool_call("cat /etc/passwd", {})
+
+    [(_, event)] = sink.events
+    assert event["message"] == "calling tool (a tool name that is not valid)"
+    assert event["metadata"]["tool"] == "(a tool name that is not valid)"

@@ -7,9 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from tests.conftest import REPO
 from tests.e2e.stack import MqttPeer
@@ -22,21 +20,6 @@ def cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
 
 
 Announce = Callable[[str, str], None]
-
-
-@pytest.fixture
-def announce(peer: MqttPeer) -> Iterator[Announce]:
-    """Plays an agent's bridge: publishes its retained status (cleared after the test)."""
-    topics: list[str] = []
-
-    def publish_status(agent_id: str, status: str) -> None:
-        topic = f"/control/agents/{agent_id}/status"
-        peer.publish(topic, {"agent_id": agent_id, "status": status}, retain=True)
-        topics.append(topic)
-
-    yield publish_status
-    for topic in topics:
-        peer.publish(topic, b"", retain=True)
 
 
 def test_inject_publishes_a_valid_envelope_to_the_agents_input_topic(mqtt_url: str, unique_id: str, peer: MqttPeer,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
 from tests.workers.tools.mcp.conftest import HttpServer, stdio_entry
 from tests.workers.tools.sample_tools import SAMPLE
+from workers.progress import TaskProgress
 from workers.tools.executor import ToolCall, ToolExecutor
 
 MakeExecutor = Callable[..., ToolExecutor]
@@ -50,6 +52,24 @@ def test_a_call_reaches_the_server_and_its_text_comes_back(executor_for: MakeExe
     outcome = executor.run(ToolCall("test__echo", {"text": "hello"}))
 
     assert (outcome.content, outcome.is_error) == ("echo: hello", False)
+
+
+def test_progress_events_of_an_mcp_call_name_the_server_and_its_tool(executor_for: MakeExecutor,
+                                                                     server_entry: Entry) -> None:
+    executor = executor_for({"test": server_entry()})
+    events: list[dict[str, Any]] = []
+
+    class Sink:
+        def emit(self, topic: str, payload: str) -> None:
+            events.append(json.loads(payload))
+
+    executor.run(ToolCall("test__echo", {"text": "hello"}), progress=TaskProgress(Sink(), "a", "t", "c"))
+
+    call, done = events
+    assert call["message"] == "calling MCP tool echo of test (test__echo)"
+    assert done["event_type"] == "ToolComplete"
+    assert {k: done["metadata"][k] for k in ("tool", "mcp_server", "mcp_tool")} == {
+        "tool": "test__echo", "mcp_server": "test", "mcp_tool": "echo"}
 
 
 def test_allow_offers_only_the_listed_tools_and_refuses_calls_to_the_others(executor_for: MakeExecutor,
