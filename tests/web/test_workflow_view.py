@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 from agent2389.config.settings import Settings
 from tests.web.browser import chromium, run_chromium
 from tests.web.conftest import System
+from tests.web.test_dashboard_injection import Dom, payload
 from tests.web.workflows import Hop, three_hop_workflow, visit
 from web.app import create_app
 
@@ -156,3 +158,27 @@ def test_headless_chromium_opens_a_workflow_from_the_recent_tasks_table(served: 
     assert [row[1:3] for row in page.body("hops")] == [["researcher", "writer"], ["writer", "reviewer"],
                                                        ["reviewer", "writer"], ["writer", "(answer)"]]
     assert "workflow completed" in opened.stdout and "1234 bytes from writer" in opened.stdout
+
+
+@pytest.mark.slow
+def test_markup_in_a_workflows_routing_fields_runs_nothing_in_chromium(served: str, system: System,
+                                                                       tmp_path: Path) -> None:
+    binary = chromium()
+    task_id = payload("task_id")
+    system.stats.task_event(task_id, payload("from_agent"), "queued", conversation_id=payload("conversation_id"))
+    system.stats.task_started(payload("from_agent"), task_id, "conv", 1)
+    system.stats.task_event(task_id, payload("from_agent"), "routed", to_agent=payload("to_agent"),
+                            reason=payload("reason"), strategy=payload("strategy"), decision_ms=1.0, step=1)
+    system.stats.task_finished(payload("from_agent"), task_id, 0.1, None)
+    result = run_chromium(binary, tmp_path / "profile", "--dump-dom",
+                          f"{served}/dashboard/tasks/{quote(task_id, safe='')}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = Dom(result.stdout)
+    assert any(attrs.get("data-refreshes") for _, attrs in dom.elements), "the page never polled its fragment"
+    body = next(attrs for tag, attrs in dom.elements if tag == "body")
+    assert "data-pwned" not in body, f"injected script ran, through {body['data-pwned']}"
+    assert not any(name.startswith("on") for _, attrs in dom.elements for name in attrs)
+    assert not any(tag in ("img", "svg") for tag, _ in dom.elements)
+    shown = "\n".join(dom.text)
+    for field in ("from_agent", "to_agent", "reason", "strategy", "task_id"):
+        assert payload(field) in shown, f"{field} is not shown as the text it is"
