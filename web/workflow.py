@@ -91,11 +91,13 @@ def _at(event: dict[str, Any] | None) -> float:
 
 def _visits(ordered: list[dict[str, Any]]) -> list[Visit]:
     visits: list[Visit] = []
+    by_agent: dict[str, list[Visit]] = {}
     for event in ordered:
         agent = str(event.get("agent", ""))
-        mine = [v for v in visits if v.agent == agent]
+        mine = by_agent.setdefault(agent, [])
         if event.get("event") == "queued" and (not mine or mine[-1].queued):
-            visits.append(Visit(agent, [event]))
+            mine.append(Visit(agent, [event]))
+            visits.append(mine[-1])
             continue
         open_visits = [v for v in mine if not v.finished]
         if open_visits:
@@ -103,7 +105,8 @@ def _visits(ordered: list[dict[str, Any]]) -> list[Visit]:
         elif mine and event.get("event") not in ("started", "llm_call", "tool_call"):
             mine[-1].events.append(event)  # a late routing event or a recovered finish of a finished visit
         else:
-            visits.append(Visit(agent, [event]))
+            mine.append(Visit(agent, [event]))
+            visits.append(mine[-1])
     return visits
 
 
