@@ -223,3 +223,20 @@ def test_a_redelivery_to_the_worker_that_just_answered_is_recorded_once(
     events = [json.loads(e)["event"] for e in redis_client.lrange(keys.task_timeline(wire["task_id"]), 0, -1)]
     assert events == ["started", "completed"]
     assert redis_client.hget(keys.agent_stats("a"), "tasks_completed") == "1"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def emit(self, topic: str, payload: str) -> None:
+        self.kinds.append(json.loads(payload)["event_type"])
+
+
+def test_a_task_tells_its_start_and_its_end_as_progress_events(redis_client: redis.Redis, key_prefix: str) -> None:
+    answered, failed = Events(), Events()
+    process(AGENT, task(), replace(deps(redis_client, key_prefix, EchoRunner(AGENT), Recorder()), progress=answered))
+    process(AGENT, task(), replace(deps(redis_client, key_prefix, FailingRunner(LLMError("down")), Recorder()),
+                                   progress=failed))
+    assert answered.kinds == ["TaskStart", "TaskComplete"]
+    assert failed.kinds == ["TaskStart", "TaskError"]

@@ -1,4 +1,5 @@
-"""Process settings from the environment: Celery's events switch, the status heartbeat."""
+"""Process settings from the environment: the switches of Celery's events and of progress events, the status
+heartbeat."""
 
 from __future__ import annotations
 
@@ -31,3 +32,8 @@ def test_statuses_are_refreshed_every_30_seconds_unless_the_environment_says_oth
 def test_a_status_heartbeat_out_of_range_is_refused_by_name(value: str) -> None:
     with pytest.raises(ConfigError, match="AGENT2389_STATUS_HEARTBEAT must be between 1 and 86400 seconds"):
         Settings.from_env(None, environ={"AGENT2389_STATUS_HEARTBEAT": value})
+
+
+@pytest.mark.parametrize(("value", "on"), [("", True), ("1", True), ("0", False), ("off", False)])
+def test_progress_events_are_on_unless_the_environment_turns_them_off(value: str, on: bool) -> None:
+    assert Settings.from_env(None, {"AGENT2389_PROGRESS_EVENTS": value}).progress_events is on
