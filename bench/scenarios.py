@@ -13,6 +13,7 @@ from bench.child import Child
 from bench.load import LoadSpec
 from bench.procstats import ProcessUsage
 from bench.report import HALF_PEAK, Row
+from bench.routing import routing_rows
 from bench.runs import ECHO, Context, agent_stack, celery_run, load_run
 
 FAN_IN_WORKERS = 2
@@ -155,7 +156,12 @@ def events(ctx: Context, sizes: Sizes) -> list[Row]:
     return rows
 
 
+def routing(ctx: Context, sizes: Sizes) -> list[Row]:
+    """A v2 routing decision's own cost per hop, the LLM call left out (bench/routing.py)."""
+    return routing_rows(ctx.redis_url, ctx.redis_pid, workflows=max(5, sizes.tasks // 100))
+
+
 SCENARIOS: dict[str, Callable[[Context, Sizes], list[Row]]] = {
     "overhead": overhead, "baseline": baseline, "fan-in": fan_in, "pipeline": pipeline, "scale": scale,
-    "events": events,
+    "events": events, "routing": routing,
 }

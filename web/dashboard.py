@@ -1,7 +1,9 @@
 """``/dashboard``: one server-rendered page of workers, queues, agents, throughput and recent tasks.
 
 The page polls ``/dashboard/panels`` every few seconds and swaps in the fresh HTML: all rendering
-stays on the server (Jinja, escaped), the script only fetches. No build step. Everything shown comes
+stays on the server (Jinja, escaped), the script only fetches. No build step. A task of the recent tasks
+table opens ``/dashboard/tasks/<id>``: its timeline and, for a v2 workflow, its hops from agent to agent,
+polled the same way from ``/dashboard/task-panel/<id>``. Everything shown comes
 from Redis, written by processes that quote what agents, tasks and tools said, so every value is
 operator-visible *text*: it goes through autoescaping as a whole string, never through ``tojson`` or
 ``|safe`` into markup or an attribute (``tojson`` does not escape ``"``).
@@ -27,6 +29,7 @@ dashboard = Blueprint("dashboard", __name__, template_folder="templates", static
 RECENT_TASKS = 15
 POLL_SECONDS = 3
 SPARKS = "▁▂▃▄▅▆▇█"
+MAX_TASK_ID_CHARS = 256
 
 
 @dashboard.app_template_filter("ago")
@@ -66,6 +69,17 @@ def path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
+# The timeline fields worth a glance, in this order; the rest is in /api/tasks/<id>.
+EVENT_DETAILS = ("to_agent", "strategy", "reason", "decision_ms", "steps", "response_bytes", "model", "tool",
+                 "outcome", "duration_ms", "error_code", "message", "error")
+
+
+@dashboard.app_template_filter("event_details")
+def event_details(event: dict[str, Any]) -> str:
+    """A timeline event's notable fields as one line of plain text (escaped by the template like any text)."""
+    return ", ".join(f"{name} {event[name]}" for name in EVENT_DETAILS if event.get(name) not in (None, ""))
+
+
 @dashboard.get("/dashboard")
 def page() -> BaseResponse:
     token = web_context().settings.web_auth_token
@@ -89,6 +103,40 @@ def panels() -> Response | tuple[str, int]:
     response = make_response(render_template("panels.html", **panels_data()))
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@dashboard.get("/dashboard/tasks/<path:task_id>")
+def task_page(task_id: str) -> Response:
+    """One task on a page of its own: for a v2 workflow its hops from agent to agent (web/workflow.py)."""
+    if not is_authorized(request):
+        return _login(status=401, failed=False)
+    data = task_data(task_id)
+    response = make_response(render_template("task.html", poll_seconds=POLL_SECONDS, **data),
+                             200 if data["task"] else 404)
+    return response
+
+
+@dashboard.get("/dashboard/task-panel/<path:task_id>")
+def task_panel(task_id: str) -> Response | tuple[str, int]:
+    if not is_authorized(request):
+        return "unauthorized", 401
+    data = task_data(task_id)
+    response = make_response(render_template("workflow.html", **data), 200 if data["task"] else 404)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def task_data(task_id: str) -> dict[str, Any]:
+    context = web_context()
+    now = time.time()
+    if len(task_id) > MAX_TASK_ID_CHARS:
+        return {"task_id": task_id[:MAX_TASK_ID_CHARS], "task": None, "error": "a task id this long is never recorded",
+                "now": now}
+    try:
+        found = inspection.timeline(context.client, context.keys, task_id)
+    except redis.RedisError as exc:
+        return {"task_id": task_id, "task": None, "error": redis_down(exc, now)["redis"].message, "now": now}
+    return {"task_id": task_id, "task": found, "error": None, "now": now}
 
 
 def _login(status: int, failed: bool) -> Response:

@@ -18,6 +18,7 @@ from web.aggregate import RECENT_MINUTES, recent
 from web.discovery import with_registry
 from web.snapshot import Snapshot
 from web.usage import llm_usage
+from web.workflow import workflow
 
 # A task's state is its latest lifecycle event; the other events (LLM and tool calls) are steps inside it.
 STATES = frozenset(LIFECYCLE)
@@ -106,8 +107,9 @@ class TaskQuery:
 def summarize(task_id: str, events: list[dict[str, Any]], agent: str | None = None) -> dict[str, Any] | None:
     """One line about a task: where it is and how long each part took.
 
-    A pipeline keeps its task id from agent to agent, so one timeline holds one hop per agent. The
-    line describes ``agent``'s hop (None when that agent never saw the task), else the latest hop.
+    A pipeline or workflow keeps its task id from agent to agent, so one timeline holds a hop per agent.
+    The line describes ``agent``'s latest hop (None when that agent never saw the task), else the latest
+    hop of all.
     """
     ordered = sorted(events, key=lambda e: float(e.get("at", 0)))
     hops: dict[str, list[dict[str, Any]]] = {}
@@ -115,16 +117,24 @@ def summarize(task_id: str, events: list[dict[str, Any]], agent: str | None = No
         hops.setdefault(str(event.get("agent", "")), []).append(event)
     if agent is not None and agent not in hops:
         return None
-    current = agent if agent is not None else (list(hops)[-1] if hops else "")
-    summary = _hop(hops.get(current, []))
+    current = agent if agent is not None else (str(ordered[-1].get("agent", "")) if ordered else "")
+    summary = _hop(_latest_visit(hops.get(current, [])))
     return {
         "task_id": task_id,
         "agent": current or None,
         "conversation_id": next((e["conversation_id"] for e in ordered if e.get("conversation_id")), None),
         **summary,
         "pipeline": [{"agent": name, "state": _hop(steps)["state"]} for name, steps in hops.items()],
+        "workflow_hops": sum(1 for e in ordered if e.get("event") == "routed"),
         "updated_at": float(ordered[-1]["at"]) if ordered else None,
     }
+
+
+def _latest_visit(ordered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An agent's events from the bridge's latest delivery of the task on: a v2 workflow (web/workflow.py)
+    may visit one agent twice with one task id."""
+    queued = [i for i, e in enumerate(ordered) if e.get("event") == "queued"]
+    return ordered[queued[-1]:] if queued else ordered
 
 
 def _hop(ordered: list[dict[str, Any]]) -> dict[str, Any]:
@@ -208,7 +218,7 @@ def timeline(client: redis.Redis, keys: Keys, task_id: str) -> dict[str, Any] | 
     ordered = sorted(events, key=lambda e: float(e.get("at", 0)))
     origin = float(ordered[0].get("at", 0))
     steps = [{**e, "offset_ms": round((float(e.get("at", origin)) - origin) * 1000, 3)} for e in ordered]
-    return {**(summarize(task_id, events) or {}), "events": steps}
+    return {**(summarize(task_id, events) or {}), "workflow": workflow(events), "events": steps}
 
 
 def last_errors(client: redis.Redis, keys: Keys, limit: int = 5) -> list[dict[str, Any]]:

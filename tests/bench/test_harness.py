@@ -54,6 +54,21 @@ def test_a_lost_answer_or_a_heavy_worker_misses_its_target() -> None:
     assert found["fan-in throughput >= 80% of min(500, overhead peak)"].met
 
 
+def test_the_routing_target_is_5_ms_of_cpu_per_hop_at_every_registry_size_measured() -> None:
+    def routing_row(size: str, cpu_s: float) -> Row:
+        return Row("routing", f"echo decision, {size}", 0, 1000, 1000, 0, 0, 0, 10.0, 100.0, {},
+                   [ProcessUsage("bench", cpu_s, 10.0, 60.0)])
+
+    def met(*rows: Row) -> bool:
+        [found] = [t for t in targets(list(rows)) if t.name.startswith("routing decision")]
+        return found.met
+
+    assert met(routing_row("10 agents in the registry", 1.0), routing_row("100 agents in the registry", 4.9))
+    assert not met(routing_row("10 agents in the registry", 1.0), routing_row("1000 agents in the registry", 26.0))
+    assert met(routing_row("10 agents in the registry", 1.0),
+               routing_row("1000 agents in the registry read once", 26.0)), "read once is shown, not a target"
+
+
 def test_the_table_has_a_line_per_run_under_its_header() -> None:
     lines = table([row("overhead", "peak", 90), row("scale", "agent2389 peak", 80)]).splitlines()
     assert len(lines) == 4 and lines[0].startswith("scenario") and "worker-1 50%/50" in lines[2]
@@ -105,3 +120,13 @@ def test_the_bare_celery_baseline_runs_on_kombus_own_transport_unless_asked_for_
     assert app_for("bench-test").connection_for_write().transport_cls == "redis"
     monkeypatch.setenv(TRANSPORT_ENV, AGENT2389)
     assert app_for("bench-test").connection_for_write().transport_cls == TRANSPORT
+
+
+@pytest.mark.slow
+def test_the_routing_scenario_routes_every_hop_and_reports_its_cpu_per_hop(tmp_path: Path, redis_url: str) -> None:
+    result, printed = run_bench(tmp_path, redis_url, "routing")
+    assert [r["run"] for r in result["rows"]] == [
+        "echo decision, 10 agents in the registry", "echo decision, 100 agents in the registry",
+        "echo decision, 1000 agents in the registry", "echo decision, 1000 agents in the registry read once"]
+    assert all(r["sent"] == 5 * 6 and "ms CPU per hop" in r["note"] for r in result["rows"])
+    assert "routing decision <= 5 ms CPU per hop" in printed

@@ -4,10 +4,11 @@
   var panels = document.getElementById("panels");
   var updated = document.getElementById("updated");
   var seconds = Number(panels.dataset.pollSeconds) || 3;
+  var source = panels.dataset.source || "/dashboard/panels";
   var refreshes = 0;
 
   function refresh() {
-    fetch("/dashboard/panels", { credentials: "same-origin", cache: "no-store" })
+    fetch(source, { credentials: "same-origin", cache: "no-store" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.text();
