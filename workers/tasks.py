@@ -11,7 +11,8 @@ from celery.signals import task_revoked
 
 from agent2389.celery_app import PROCESS_TASK
 from agent2389.logs import log_fields
-from workers.runtime import InfrastructureError, WorkerRuntime
+from workers.runtime import WorkerRuntime
+from workers.task_entry import InfrastructureError
 
 log = logging.getLogger("agent2389.workers.tasks")
 
