@@ -1,4 +1,7 @@
-"""Where a delivery enters the worker: find its agent, hand it to workers.processing, say what became of it."""
+"""Where a delivery enters the worker: find its agent, hand it to workers.processing, say what became of it.
+
+A failure of Redis or a broker is left to the task's retry policy (agent2389/retry.py, workers/tasks.py).
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
-from pydantic import ValidationError
-
 from agent2389.config.agent import AgentConfig
 from agent2389.config.settings import Settings
-from agent2389.protocol.errors import ConfigError, ServiceUnavailableError
+from agent2389.protocol.errors import ConfigError, MalformedEnvelopeError
 from agent2389.state.presence import WorkerInfo
 from workers.processing import Deps, Outcome, cancel, describe, process
 
 log = logging.getLogger("agent2389.workers.runtime")
 
 Handling = Callable[[AgentConfig, dict[str, Any], Deps], Outcome | None]
-
-
-class InfrastructureError(Exception):
-    """Redis or the broker failed mid-task: the delivery must be handed back, not answered."""
 
 
 class TaskEntry:
@@ -48,11 +44,9 @@ class TaskEntry:
             return "dropped: unknown agent"
         try:
             return describe(handle(agent, wire, self._deps))
-        except ValidationError:
+        except MalformedEnvelopeError:
             log.error("received a malformed task envelope for %s; dropped", agent_id)
             return "dropped: malformed envelope"
-        except (redis.RedisError, ServiceUnavailableError, OSError) as exc:
-            raise InfrastructureError(type(exc).__name__) from exc
         finally:
             with self._processed_lock:
                 self._info.processed += 1
