@@ -16,8 +16,8 @@ from agent2389.state.presence import Presence
 from agent2389.state.redis_client import connect_redis
 from agent2389.state.stats import StatsRecorder
 from bridge.agent_link import AgentLink
-from bridge.availability import AvailabilityMonitor
-from bridge.dispatcher import Dispatcher
+from bridge.availability import AvailabilityMonitor, ConnectionChanges
+from bridge.dispatcher import Dispatcher, Inbox
 from bridge.enqueue import Enqueuer
 
 log = logging.getLogger("agent2389.bridge")
@@ -31,16 +31,17 @@ class Bridge:
         stats = self.stats = StatsRecorder(client, keys, background=True)
         ledger = TaskLedger(client, keys, ttl_s=settings.dedup_ttl_s)
         enqueuer = Enqueuer(create_celery(settings))
+        changes = ConnectionChanges()
         self.links: list[AgentLink] = []
         self.dispatchers: list[Dispatcher] = []
         for agent in settings.agents:
-            link = AgentLink(agent, f"{settings.key_prefix}-bridge-{agent.id}")
-            dispatcher = Dispatcher(link, ledger, enqueuer, stats)
-            link.on_task = dispatcher.submit
+            # The inbox between them: the link puts what it receives, the dispatcher takes it.
+            inbox = Inbox()
+            link = AgentLink(agent, f"{settings.key_prefix}-bridge-{agent.id}", inbox, changes)
             self.links.append(link)
-            self.dispatchers.append(dispatcher)
+            self.dispatchers.append(Dispatcher(link, inbox, ledger, enqueuer, stats))
         presence = Presence(client, keys, ttl_s=settings.worker_ttl_s)
-        self.monitor = AvailabilityMonitor(self.links, client, keys, presence,
+        self.monitor = AvailabilityMonitor(self.links, changes, client, keys, presence,
                                            redis_name=f"Redis at {redacted(settings.redis_url)}")
         self.stopped = threading.Event()
 
