@@ -12,7 +12,6 @@ message takes the one-at-a-time path with its retries.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from typing import Protocol
@@ -28,6 +27,7 @@ from agent2389.retry import INFRASTRUCTURE_ERRORS
 from agent2389.state.ledger import DUPLICATE, NEW, PENDING, TaskLedger
 from agent2389.state.stats import StatsRecorder
 from bridge.enqueue import Enqueuer
+from bridge.inbox import Inbox
 from bridge.intake import Accepted, Rejected, depth_error, examine
 
 log = logging.getLogger("agent2389.bridge.intake")
@@ -37,10 +37,9 @@ class ClaimPendingError(ServiceUnavailableError):
     """Another bridge claimed this delivery and has not confirmed it yet: wait, never drop."""
 
 
-_STOP = object()
 PUBLISH_TIMEOUT_S = 10.0
-# The most messages taken in with one claim and one confirm (each is still sent on its own).
-BATCH_MAX = 64
+# A message of a batch, its envelope and its delivery fingerprint.
+Taken = tuple[paho.MQTTMessage, TaskEnvelope, str]
 
 
 class Mailbox(Protocol):
@@ -51,38 +50,6 @@ class Mailbox(Protocol):
     def ack(self, message: paho.MQTTMessage) -> None: ...
 
     def publish_error(self, topic: str, error: TaskError) -> paho.MQTTMessageInfo: ...
-
-
-class Inbox:
-    """One agent's received messages, from paho's network thread to its dispatcher's thread."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[object] = queue.Queue()
-
-    def put(self, message: paho.MQTTMessage) -> None:
-        """Called on paho's network thread: only a queue put."""
-        self._queue.put(message)
-
-    def close(self) -> None:
-        self._queue.put(_STOP)
-
-    def __len__(self) -> int:
-        return self._queue.qsize()
-
-    def take(self) -> tuple[list[paho.MQTTMessage], bool]:
-        """Wait for a message, then take whatever else is waiting, up to BATCH_MAX; True when closed."""
-        messages: list[paho.MQTTMessage] = []
-        item = self._queue.get()
-        while item is not _STOP:
-            assert isinstance(item, paho.MQTTMessage)
-            messages.append(item)
-            if len(messages) >= BATCH_MAX:
-                return messages, False
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return messages, False
-        return messages, True
 
 
 class Dispatcher:
@@ -144,10 +111,10 @@ class Dispatcher:
                 self._link.ack(message)
         return len(run)
 
-    def _leading_run(self, messages: list[paho.MQTTMessage]) -> list[tuple[paho.MQTTMessage, TaskEnvelope, str]]:
+    def _leading_run(self, messages: list[paho.MQTTMessage]) -> list[Taken]:
         """The messages, from the first, that are accepted new tasks within the depth limit, each once."""
         agent = self._link.agent
-        run: list[tuple[paho.MQTTMessage, TaskEnvelope, str]] = []
+        run: list[Taken] = []
         seen: set[str] = set()
         for message in messages:
             decision = examine(agent, message.topic, message.payload, bool(message.retain))
@@ -161,8 +128,7 @@ class Dispatcher:
             run.append((message, decision.envelope, fingerprint))
         return run
 
-    def _queue_together(self, run: list[tuple[paho.MQTTMessage, TaskEnvelope, str]]
-                        ) -> tuple[list[tuple[paho.MQTTMessage, TaskEnvelope, str]], list[str]]:
+    def _queue_together(self, run: list[Taken]) -> tuple[list[Taken], list[str]]:
         """Claim, send and confirm the run's new tasks; returns the part of the run claimed, and its claims."""
         claims = self._ledger.claim_many([fingerprint for *_, fingerprint in run])
         # One being queued by another bridge waits, one at a time; the ones after it were not claimed.

@@ -17,8 +17,9 @@ from agent2389.state.redis_client import connect_redis
 from agent2389.state.stats import StatsRecorder
 from bridge.agent_link import AgentLink
 from bridge.availability import AvailabilityMonitor, ConnectionChanges
-from bridge.dispatcher import Dispatcher, Inbox
+from bridge.dispatcher import Dispatcher
 from bridge.enqueue import Enqueuer
+from bridge.inbox import Inbox
 
 log = logging.getLogger("agent2389.bridge")
 

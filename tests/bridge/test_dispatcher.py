@@ -16,7 +16,8 @@ from agent2389.protocol.envelope import TaskEnvelope
 from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
-from bridge.dispatcher import Dispatcher, Inbox
+from bridge.dispatcher import Dispatcher
+from bridge.inbox import Inbox
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a"}})
 
