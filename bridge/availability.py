@@ -45,10 +45,11 @@ class ConnectionChanges:
             changed, self._changed = self._changed, set()
         return changed
 
-    def wait(self, timeout_s: float) -> None:
-        """Until a change (or :meth:`wake`), at most ``timeout_s``."""
-        self._wake.wait(timeout_s)
+    def wait(self, timeout_s: float) -> bool:
+        """Until a change (or :meth:`wake`), at most ``timeout_s``; False when none came."""
+        woken = self._wake.wait(timeout_s)
         self._wake.clear()
+        return woken
 
     def wake(self) -> None:
         self._wake.set()
