@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
@@ -24,14 +23,26 @@ from agent2389.protocol.envelope import AgentStatus, TaskError
 from agent2389.protocol.topics import input_topic, status_topic
 
 log = logging.getLogger("agent2389.bridge.mqtt")
-MessageHandler = Callable[["AgentLink", paho.MQTTMessage], None]
+
+
+class TaskSink(Protocol):
+    """Where received task messages go (the agent's dispatcher inbox); called on paho's network thread."""
+
+    def put(self, message: paho.MQTTMessage) -> None: ...
+
+
+class ConnectionWatcher(Protocol):
+    """Told when an agent's connection or subscription changed (the availability monitor); on paho's thread."""
+
+    def connection_changed(self, agent_id: str) -> None: ...
 
 
 class AgentLink:
-    def __init__(self, agent: AgentConfig, client_id: str) -> None:
+    def __init__(self, agent: AgentConfig, client_id: str, tasks: TaskSink, watcher: ConnectionWatcher) -> None:
         self.agent = agent
         self.client_id = client_id
-        self.on_task: MessageHandler = lambda link, message: None
+        self._tasks = tasks
+        self._watcher = watcher
         self.connected = False
         self.subscribed = False
         self.connection_attempts = 0
@@ -40,7 +51,6 @@ class AgentLink:
         self.messages_received = 0
         self.connected_since: float | None = None
         self._stopping = False
-        self.on_connection_change: Callable[[AgentLink], None] = lambda link: None
         self.client = make_client(agent.mqtt, client_id, persistent=True, manual_ack=True)
         self.client.will_set(status_topic(agent.id), self._status_payload("unavailable", 0), qos=1, retain=True)
         self.client.on_connect = self._connected
@@ -111,7 +121,7 @@ class AgentLink:
         else:
             client.subscribe(input_topic(self.agent.id), qos=1)
         log.info("MQTT connected for %s (session present: %s)", self.agent.id, flags.session_present)
-        self.on_connection_change(self)
+        self._watcher.connection_changed(self.agent.id)
 
     def _connect_failed(self, client: paho.Client, userdata: Any) -> None:
         self.connection_attempts += 1
@@ -125,7 +135,7 @@ class AgentLink:
         if was_connected and not self._stopping:
             self.connection_attempts += 1
             log.warning("MQTT connection for %s lost (%s); reconnecting", self.agent.id, reason)
-        self.on_connection_change(self)
+        self._watcher.connection_changed(self.agent.id)
 
     def _subscribed(self, client: paho.Client, userdata: Any, mid: int, reasons: list[ReasonCode],
                     props: Any) -> None:
@@ -135,13 +145,13 @@ class AgentLink:
             log.info("subscribed to %s", input_topic(self.agent.id))
         else:
             log.error("broker refused the subscription to %s: %s", input_topic(self.agent.id), reasons)
-        self.on_connection_change(self)
+        self._watcher.connection_changed(self.agent.id)
 
     def _received(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         # Runs on paho's network thread: hand off and return; never block or raise here.
         self.messages_received += 1
         try:
-            self.on_task(self, message)
+            self._tasks.put(message)
         except Exception:
             log.exception("could not hand off a message for %s", self.agent.id)
 

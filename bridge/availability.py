@@ -46,10 +46,44 @@ class Published:
                 or now - self.at >= heartbeat_s)
 
 
+class ConnectionChanges:
+    """The agents whose MQTT connection changed, from paho's threads to the monitor, which wakes at once.
+
+    After a reconnect the protocol wants ``available`` sent again: the monitor forgets what it published
+    for each agent taken from here.
+    """
+
+    def __init__(self) -> None:
+        self._changed: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def connection_changed(self, agent_id: str) -> None:
+        with self._lock:
+            self._changed.add(agent_id)
+        self._wake.set()
+
+    def take(self) -> set[str]:
+        with self._lock:
+            changed, self._changed = self._changed, set()
+        return changed
+
+    def wait(self, timeout_s: float) -> bool:
+        """Until a change (or :meth:`wake`), at most ``timeout_s``; False when none came."""
+        woken = self._wake.wait(timeout_s)
+        self._wake.clear()
+        return woken
+
+    def wake(self) -> None:
+        self._wake.set()
+
+
 class AvailabilityMonitor:
-    def __init__(self, links: list[AgentLink], client: redis.Redis, keys: Keys, presence: Presence,
-                 interval_s: float = 1.0, redis_name: str = "Redis", heartbeat_s: float = 30.0) -> None:
+    def __init__(self, links: list[AgentLink], changes: ConnectionChanges, client: redis.Redis, keys: Keys,
+                 presence: Presence, interval_s: float = 1.0, redis_name: str = "Redis",
+                 heartbeat_s: float = 30.0) -> None:
         self._links = links
+        self._changes = changes
         self._heartbeat_s = heartbeat_s
         self._registry = AgentRegistry(client, keys)
         self._claimed_at = -heartbeat_s
@@ -61,28 +95,17 @@ class AvailabilityMonitor:
         self._interval_s = interval_s
         self._published: dict[str, Published] = {}
         self._reasons: dict[str, dict[str, Any]] = {}
-        self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
         self._state = BridgeState(bridge_id=f"{socket.gethostname()}:{os.getpid()}")
         self._thread = threading.Thread(target=self._loop, name="availability", daemon=True)
-        for link in links:
-            link.on_connection_change = self._connection_changed
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        self._changes.wake()
         self._thread.join(5)
-
-    def _connection_changed(self, link: AgentLink) -> None:
-        # Called on paho's thread: forget what was published so the next check publishes again
-        # (after a reconnect the protocol wants `available` re-sent), and wake the checker.
-        with self._lock:
-            self._published.pop(link.agent.id, None)
-        self._wake.set()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -99,10 +122,11 @@ class AvailabilityMonitor:
                 self._redis_failing = True
             except Exception:
                 log.exception("availability check failed")
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
+            self._changes.wait(self._interval_s)
 
     def check(self) -> None:
+        for agent_id in self._changes.take():
+            self._published.pop(agent_id, None)
         workers = self._presence.workers()
         running = tasks_in_progress(self._redis, self._keys, workers)
         now, clock = time.time(), time.monotonic()
@@ -117,14 +141,12 @@ class AvailabilityMonitor:
             since = previous.get("since", now) if previous.get("status") == status else now
             self._reasons[agent_id] = {"status": status, "reason": reason, "since": since, "workers": len(serving),
                                        "load": busy}
-            with self._lock:
-                current = self._published.get(agent_id)
+            current = self._published.get(agent_id)
             if link.connected and (current is None or current.outdated(status, len(serving), busy, clock,
                                                                        self._heartbeat_s)):
                 expiry = round(EXPIRY_HEARTBEATS * self._heartbeat_s) if status == "available" else None
                 link.publish_status(status, len(serving), busy, expiry)
-                with self._lock:
-                    self._published[agent_id] = Published(status, len(serving), busy, clock)
+                self._published[agent_id] = Published(status, len(serving), busy, clock)
                 if current is None or current.status != status:
                     log.info("agent %s is %s: %s", agent_id, status, reason)
         self._report()

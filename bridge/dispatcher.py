@@ -12,23 +12,23 @@ message takes the one-at-a-time path with its retries.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from typing import Protocol
 
 import paho.mqtt.client as paho
-import redis
-from kombu.exceptions import OperationalError
 
+from agent2389.config.agent import AgentConfig
 from agent2389.logs import log_fields, span
 from agent2389.mqtt import wait_for_puback
-from agent2389.protocol.envelope import TaskEnvelope
+from agent2389.protocol.envelope import TaskEnvelope, TaskError
 from agent2389.protocol.errors import ServiceUnavailableError
+from agent2389.retry import INFRASTRUCTURE_ERRORS
 from agent2389.state.ledger import DUPLICATE, NEW, PENDING, TaskLedger
 from agent2389.state.stats import StatsRecorder
 from agent2389.state.timeline import TaskEvent
-from bridge.agent_link import AgentLink
 from bridge.enqueue import Enqueuer
+from bridge.inbox import Inbox
 from bridge.intake import Accepted, Rejected, depth_error, examine
 
 log = logging.getLogger("agent2389.bridge.intake")
@@ -38,20 +38,29 @@ class ClaimPendingError(ServiceUnavailableError):
     """Another bridge claimed this delivery and has not confirmed it yet: wait, never drop."""
 
 
-_RETRYABLE = (redis.RedisError, OperationalError, ConnectionError, OSError, ServiceUnavailableError)
-_STOP = object()
 PUBLISH_TIMEOUT_S = 10.0
-# The most messages taken in with one claim and one confirm (each is still sent on its own).
-BATCH_MAX = 64
+# A message of a batch, its envelope and its delivery fingerprint.
+Taken = tuple[paho.MQTTMessage, TaskEnvelope, str]
+
+
+class Mailbox(Protocol):
+    """The agent's MQTT side, as the dispatcher uses it (bridge/agent_link.py)."""
+
+    agent: AgentConfig
+
+    def ack(self, message: paho.MQTTMessage) -> None: ...
+
+    def publish_error(self, topic: str, error: TaskError) -> paho.MQTTMessageInfo: ...
 
 
 class Dispatcher:
-    def __init__(self, link: AgentLink, ledger: TaskLedger, enqueuer: Enqueuer, stats: StatsRecorder) -> None:
+    def __init__(self, link: Mailbox, inbox: Inbox, ledger: TaskLedger, enqueuer: Enqueuer,
+                 stats: StatsRecorder) -> None:
         self._link = link
+        self.inbox = inbox
         self._ledger = ledger
         self._enqueuer = enqueuer
         self._stats = stats
-        self._inbox: queue.Queue[object] = queue.Queue()
         # What this dispatcher's own retries of a message must not redo: deliveries it claimed but could
         # not enqueue yet (never wait on its own claim), and ones it enqueued but could not confirm.
         self._claimed: set[str] = set()
@@ -64,20 +73,12 @@ class Dispatcher:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stopping.set()
-        self._inbox.put(_STOP)
+        self.inbox.close()
         self._thread.join(timeout_s)
-
-    def submit(self, link: AgentLink, message: paho.MQTTMessage) -> None:
-        """Called on paho's network thread: only a queue put."""
-        self._inbox.put(message)
-
-    @property
-    def backlog(self) -> int:
-        return self._inbox.qsize()
 
     def _loop(self) -> None:
         while True:
-            messages, stop = self._next_messages()
+            messages, stop = self.inbox.take()
             for _ in messages:
                 self._stats.task_received(self._link.agent.id)
             while messages:
@@ -90,26 +91,31 @@ class Dispatcher:
             if stop:
                 return
 
-    def _next_messages(self) -> tuple[list[paho.MQTTMessage], bool]:
-        """Wait for a message, then take whatever else is waiting, up to BATCH_MAX; True when stopping."""
-        messages: list[paho.MQTTMessage] = []
-        item = self._inbox.get()
-        while item is not _STOP:
-            assert isinstance(item, paho.MQTTMessage)
-            messages.append(item)
-            if len(messages) >= BATCH_MAX:
-                return messages, False
-            try:
-                item = self._inbox.get_nowait()
-            except queue.Empty:
-                return messages, False
-        return messages, True
-
     def _take_in_batch(self, messages: list[paho.MQTTMessage]) -> int:
         """Queue a leading run of ordinary new tasks together; returns how many messages it acknowledged
         (0: let the first one take the one-at-a-time path)."""
+        run = self._leading_run(messages)
+        if len(run) < 2:
+            return 0
+        try:
+            run, claims = self._queue_together(run)
+        except Exception as exc:
+            # What was claimed or sent is remembered in _claimed and _enqueued; the one-at-a-time path
+            # finishes each message from there, with its retries (and drops one that cannot be queued).
+            log.warning("cannot queue a batch of tasks for %s (%s); one at a time", self._link.agent.id,
+                        type(exc).__name__, exc_info=not isinstance(exc, INFRASTRUCTURE_ERRORS))
+            return 0
+        for (message, _, _), claim in zip(run, claims, strict=False):
+            if claim == DUPLICATE:
+                self._reject(message, Rejected("duplicate", "discarded a duplicate delivery of a task"))
+            else:
+                self._link.ack(message)
+        return len(run)
+
+    def _leading_run(self, messages: list[paho.MQTTMessage]) -> list[Taken]:
+        """The messages, from the first, that are accepted new tasks within the depth limit, each once."""
         agent = self._link.agent
-        run: list[tuple[paho.MQTTMessage, TaskEnvelope, str]] = []
+        run: list[Taken] = []
         seen: set[str] = set()
         for message in messages:
             decision = examine(agent, message.topic, message.payload, bool(message.retain))
@@ -121,29 +127,19 @@ class Dispatcher:
                 break
             seen.add(fingerprint)
             run.append((message, decision.envelope, fingerprint))
-        if len(run) < 2:
-            return 0
-        try:
-            claims = self._ledger.claim_many([fingerprint for *_, fingerprint in run])
-            # One being queued by another bridge waits, one at a time; the ones after it were not claimed.
-            run = run[:len(claims) - 1] if claims[-1] == PENDING else run
-            new = [(envelope, f) for (_, envelope, f), claim in zip(run, claims, strict=False) if claim == NEW]
-            self._claimed.update(f for _, f in new)
-            self._enqueue_many(new)
-            self._ledger.confirm_many([f for _, f in new])
-        except Exception as exc:
-            # What was claimed or sent is remembered in _claimed and _enqueued; the one-at-a-time path
-            # finishes each message from there, with its retries (and drops one that cannot be queued).
-            log.warning("cannot queue a batch of tasks for %s (%s); one at a time", agent.id, type(exc).__name__,
-                        exc_info=not isinstance(exc, _RETRYABLE))
-            return 0
+        return run
+
+    def _queue_together(self, run: list[Taken]) -> tuple[list[Taken], list[str]]:
+        """Claim, send and confirm the run's new tasks; returns the part of the run claimed, and its claims."""
+        claims = self._ledger.claim_many([fingerprint for *_, fingerprint in run])
+        # One being queued by another bridge waits, one at a time; the ones after it were not claimed.
+        run = run[:len(claims) - 1] if claims[-1] == PENDING else run
+        new = [(envelope, f) for (_, envelope, f), claim in zip(run, claims, strict=False) if claim == NEW]
+        self._claimed.update(f for _, f in new)
+        self._enqueue_many(new)
+        self._ledger.confirm_many([f for _, f in new])
         self._enqueued.difference_update(f for _, f in new)
-        for (message, _, _), claim in zip(run, claims, strict=False):
-            if claim == DUPLICATE:
-                self._reject(message, Rejected("duplicate", "discarded a duplicate delivery of a task"))
-            else:
-                self._link.ack(message)
-        return len(run)
+        return run, claims
 
     def _handle_until_done(self, message: paho.MQTTMessage) -> None:
         delay = 0.1
@@ -151,7 +147,7 @@ class Dispatcher:
             try:
                 self.handle(message)
                 return
-            except _RETRYABLE as exc:
+            except INFRASTRUCTURE_ERRORS as exc:
                 # Redis is unreachable: keep the message unacknowledged and try again; the broker holds
                 # the rest back once the receive window is full.
                 log.warning("cannot queue a task for %s yet (%s); retrying in %.1f s", self._link.agent.id,
@@ -159,8 +155,10 @@ class Dispatcher:
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
             except Exception:
+                # A defect, not bad input (examine() rejects that): counted, so /metrics shows it.
                 log.exception("unexpected failure while taking in a message for %s; dropping it",
                               self._link.agent.id)
+                self._stats.task_dropped(self._link.agent.id)
                 self._link.ack(message)
                 return
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from agent2389.config.agent import AgentConfig
 from agent2389.protocol.envelope import TaskEnvelope, TaskError
-from agent2389.protocol.errors import ErrorCode
+from agent2389.protocol.errors import ErrorCode, InvalidInputError
 from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.protocol.topics import canonicalize, conversation_topic, input_topic, require_conversation_id
 
@@ -84,7 +84,7 @@ def _invalid_envelope(agent: AgentConfig, data: dict[str, Any], exc: Exception) 
     try:
         topic = conversation_topic(require_conversation_id(conversation_id), agent.id) if isinstance(
             conversation_id, str) else None
-    except Exception:
+    except InvalidInputError:
         topic = None
     if topic is None:
         return Rejected("invalid_input", f"rejected an invalid task with no usable conversation_id: {message}")

@@ -19,9 +19,10 @@ from agent2389.state.redis_client import connect_redis
 from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import StatsRecorder
 from bridge.agent_link import AgentLink
-from bridge.availability import EXPIRY_HEARTBEATS, AvailabilityMonitor
+from bridge.availability import EXPIRY_HEARTBEATS, AvailabilityMonitor, ConnectionChanges
 from bridge.dispatcher import Dispatcher
 from bridge.enqueue import Enqueuer
+from bridge.inbox import Inbox
 from bridge.status_watch import StatusWatcher
 
 log = logging.getLogger("agent2389.bridge")
@@ -35,16 +36,17 @@ class Bridge:
         stats = self.stats = StatsRecorder(client, keys, background=True)
         ledger = TaskLedger(client, keys, ttl_s=settings.dedup_ttl_s)
         enqueuer = Enqueuer(create_celery(settings))
+        changes = ConnectionChanges()
         self.links: list[AgentLink] = []
         self.dispatchers: list[Dispatcher] = []
         for agent in settings.agents:
-            link = AgentLink(agent, f"{settings.key_prefix}-bridge-{agent.id}")
-            dispatcher = Dispatcher(link, ledger, enqueuer, stats)
-            link.on_task = dispatcher.submit
+            # The inbox between them: the link puts what it receives, the dispatcher takes it.
+            inbox = Inbox()
+            link = AgentLink(agent, f"{settings.key_prefix}-bridge-{agent.id}", inbox, changes)
             self.links.append(link)
-            self.dispatchers.append(dispatcher)
+            self.dispatchers.append(Dispatcher(link, inbox, ledger, enqueuer, stats))
         presence = Presence(client, keys, ttl_s=settings.worker_ttl_s)
-        self.monitor = AvailabilityMonitor(self.links, client, keys, presence,
+        self.monitor = AvailabilityMonitor(self.links, changes, client, keys, presence,
                                            redis_name=f"Redis at {redacted(settings.redis_url)}",
                                            heartbeat_s=settings.status_heartbeat_s)
         # One subscription to every status on the broker feeds the registry every process reads.

@@ -42,6 +42,7 @@ def task_metrics(records: Iterable[AgentRecord], max_depth: int) -> dict[str, An
         "tasks_completed": completed,
         "tasks_failed": failed,
         "tasks_rejected": sum(r.count("tasks_rejected") for r in records),
+        "tasks_dropped": sum(r.count("tasks_dropped") for r in records),
         "avg_processing_time_ms": round(seconds * 1000 / finished, 3) if finished else 0.0,
         "processing_time_p50_ms": round(percentile(window, 50), 3),
         "processing_time_p95_ms": round(percentile(window, 95), 3),

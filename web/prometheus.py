@@ -74,6 +74,9 @@ def task_families(snapshot: Snapshot) -> Iterator[Metric]:
                      lambda r: r.count("tasks_completed"))
     yield _per_agent(records, CounterMetricFamily, "agent2389_tasks_failed", "Tasks answered with an error",
                      lambda r: r.count("tasks_failed"))
+    yield _per_agent(records, CounterMetricFamily, "agent2389_tasks_dropped",
+                     "Task messages the bridge dropped on an unexpected failure of its own",
+                     lambda r: r.count("tasks_dropped"))
     yield _per_agent(records, GaugeMetricFamily, "agent2389_tasks_in_progress", "Tasks being processed now",
                      lambda r: r.in_flight)
     yield _per_agent(records, GaugeMetricFamily, "agent2389_queue_length", "Tasks waiting in the agent's queue",

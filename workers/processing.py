@@ -15,13 +15,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+from pydantic import ValidationError
 
 from agent2389.config.agent import AgentConfig
 from agent2389.logs import log_fields, span
 from agent2389.protocol.envelope import TaskEnvelope, TaskError, TaskResponse
-from agent2389.protocol.errors import Agent2389Error, ErrorCode
+from agent2389.protocol.errors import Agent2389Error, ErrorCode, MalformedEnvelopeError
 from agent2389.protocol.sanitize import sanitize_error_message
 from agent2389.protocol.topics import canonicalize, conversation_topic
+from agent2389.retry import INFRASTRUCTURE_ERRORS
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
 from workers.llm import Runner, TaskRequest
@@ -68,14 +70,13 @@ class Deps:
 
 def process(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
     """Run one delivery to completion; None when it was a duplicate of a finished one."""
-    return _deliver(agent, TaskEnvelope.model_validate(wire), deps,
-                    lambda envelope, attempts: _reported(agent, envelope, deps, attempts))
+    return _deliver(agent, _parse(wire), deps, lambda envelope, attempts: _reported(agent, envelope, deps, attempts))
 
 
 def cancel(agent: AgentConfig, wire: dict[str, Any], deps: Deps) -> Outcome | None:
     """End a delivery an operator revoked before it started with its one error; None when it was answered
     already (revoking it changed nothing)."""
-    return _deliver(agent, TaskEnvelope.model_validate(wire), deps, lambda envelope, attempts: _error(
+    return _deliver(agent, _parse(wire), deps, lambda envelope, attempts: _error(
         agent, envelope, ErrorCode.INTERNAL_ERROR, CANCELLED))
 
 
@@ -86,6 +87,14 @@ def describe(outcome: Outcome | None) -> str:
     if outcome.failed:
         return f"error {outcome.error_code} published to {outcome.topic}"
     return f"published to {outcome.topic}"
+
+
+def _parse(wire: dict[str, Any]) -> TaskEnvelope:
+    try:
+        return TaskEnvelope.model_validate(wire)
+    except ValidationError as exc:
+        # Only here is a ValidationError bad input; one raised later is a defect, answered as one.
+        raise MalformedEnvelopeError(f"not a task envelope ({exc.error_count()} error(s))") from exc
 
 
 def _deliver(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps,
@@ -103,7 +112,7 @@ def _deliver(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps,
             outcome = Outcome.from_json(visit.outcome)
             log.info("publishing the outcome kept from an earlier attempt")
         else:
-            outcome = decide(envelope, visit.attempts)
+            outcome = _decided(agent, envelope, decide, visit.attempts)
             deps.ledger.keep_outcome(fingerprint, outcome.to_json())
         deps.publish(outcome.topic, outcome.payload)
         _finish(deps.ledger, fingerprint, outcome.failed)
@@ -134,6 +143,18 @@ def _finish(ledger: TaskLedger, fingerprint: str, failed: bool) -> None:
             log.warning("could not record a published outcome (%s); trying again in %.1f s", type(exc).__name__,
                         delay_s)
             time.sleep(delay_s)
+
+
+def _decided(agent: AgentConfig, envelope: TaskEnvelope, decide: Callable[[TaskEnvelope, int], Outcome],
+             attempts: int) -> Outcome:
+    """What ``decide`` made of the task; an unexpected failure in it is answered too, with one error."""
+    try:
+        return decide(envelope, attempts)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception:
+        log.exception("unexpected failure while processing a task")
+        return _error(agent, envelope, ErrorCode.INTERNAL_ERROR, "the agent failed unexpectedly")
 
 
 def _reported(agent: AgentConfig, envelope: TaskEnvelope, deps: Deps, attempts: int) -> Outcome:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent2389.protocol.errors import ErrorCode
+from agent2389.protocol.errors import ErrorCode, InvalidInputError
 from agent2389.protocol.topics import canonicalize, is_publishable, require_conversation_id
 
 MAX_ERROR_MESSAGE_CHARS = 500
@@ -114,7 +114,7 @@ class TaskEnvelope(BaseModel):
     def _conversation_id_is_one_level(cls, value: str) -> str:
         try:
             return require_conversation_id(value)
-        except Exception as exc:
+        except InvalidInputError as exc:
             raise ValueError(str(exc).removeprefix("conversation_id ")) from None
 
     @field_validator("next", mode="after")

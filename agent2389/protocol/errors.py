@@ -1,8 +1,9 @@
 """The one exception root, and the protocol error code each exception maps to.
 
 Every failure that can reach an agent's conversation topic is an :class:`Agent2389Error`; its
-``code`` is the protocol error code (PROTOCOL.md §3) and its ``retryable`` flag is the single place
-that decides whether trying again can help.
+``code`` is the protocol error code (PROTOCOL.md §3). Which failures make a delivery be tried again is
+decided in agent2389/retry.py; a tool's ``retryable`` flag only decides whether the same tool call is
+tried again within its task.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ class Agent2389Error(Exception):
     """Root of every error agent2389 raises on purpose."""
 
     code: ErrorCode = ErrorCode.INTERNAL_ERROR
-    retryable: bool = False
 
 
 class ConfigError(Agent2389Error):
@@ -33,20 +33,14 @@ class InvalidInputError(Agent2389Error):
     code = ErrorCode.INVALID_INPUT
 
 
-class PipelineDepthExceededError(Agent2389Error):
-    code = ErrorCode.PIPELINE_DEPTH_EXCEEDED
-
-
 class LLMError(Agent2389Error):
     code = ErrorCode.LLM_ERROR
 
 
-class RetryableLLMError(LLMError):
-    retryable = True
-
-
 class ToolExecutionError(Agent2389Error):
     code = ErrorCode.TOOL_EXECUTION_FAILED
+    # Whether the same call may succeed if tried again (workers/tools/executor.py retries it).
+    retryable: bool = False
 
 
 class RetryableToolError(ToolExecutionError):
@@ -64,13 +58,8 @@ class BudgetExceededError(Agent2389Error):
 
 
 class ServiceUnavailableError(Agent2389Error):
-    """Redis or the MQTT broker did not answer; the work is kept and retried."""
-
-    retryable = True
+    """Redis or the MQTT broker did not answer; the work is kept and retried (agent2389/retry.py)."""
 
 
-def error_code_for(exc: BaseException) -> ErrorCode:
-    """The protocol code for any exception; anything unexpected is an internal error."""
-    if isinstance(exc, Agent2389Error):
-        return exc.code
-    return ErrorCode.INTERNAL_ERROR
+class MalformedEnvelopeError(InvalidInputError):
+    """A task that reached a worker is not a valid envelope: nothing can be answered, it is dropped."""

@@ -100,6 +100,14 @@ class StatsRecorder:
 
         self._run(record)
 
+    def task_dropped(self, agent_id: str) -> None:
+        """A message the bridge dropped on an unexpected failure of its own (never bad input: that is rejected)."""
+        def record(batch: StatsBatch) -> None:
+            batch.incr(self._keys.agent_stats(agent_id), "tasks_dropped")
+            batch.add_member(self._keys.agents_index(), agent_id)
+
+        self._run(record)
+
     def task_started(self, agent_id: str, task_id: str, conversation_id: str, depth: int) -> None:
         """``depth`` is the task's protocol pipeline depth (1 + nested ``next``); the stats' pipeline
         depth is the number of tasks in flight at once, as the runbook reads it."""

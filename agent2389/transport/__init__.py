@@ -60,7 +60,8 @@ kombu.Connection.resolve_aliases (agent2389/celery_app.py)
 Celery (outside this package)
   celery.apps.worker.safe_say          workers/main.py: Celery's terminal notices become log lines
   celery.worker.state.active_requests, reserved_requests
-                                       workers/runtime.py: the tasks whose leases a worker renews
+                                       workers/leases.py, heartbeat.py: the tasks whose leases a worker
+                                       renews (and hands back at its shutdown deadline)
   celery.worker.control.revoke(state, task_id, terminate, signal, **kwargs), nok(value)
                                        workers/control.py: our revoke wraps Celery's, registered under
                                        the built-in name (as are pool_grow and pool_shrink)

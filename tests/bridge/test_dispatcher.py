@@ -17,6 +17,7 @@ from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
 from bridge.dispatcher import Dispatcher
+from bridge.inbox import Inbox
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a"}})
 
@@ -78,7 +79,7 @@ def message(mid: int, task_id: str, payload: bytes | None = None) -> paho.MQTTMe
 def dispatcher(redis_client: redis.Redis, key_prefix: str, enqueuer: FlakyEnqueuer) -> tuple[Dispatcher, FakeLink]:
     keys = Keys(key_prefix)
     link = FakeLink()
-    return Dispatcher(link, TaskLedger(redis_client, keys), enqueuer, StatsRecorder(redis_client, keys)), link  # type: ignore[arg-type]
+    return Dispatcher(link, Inbox(), TaskLedger(redis_client, keys), enqueuer, StatsRecorder(redis_client, keys)), link
 
 
 def test_a_task_is_acknowledged_only_after_the_enqueue_finally_succeeds(redis_client: redis.Redis,
@@ -87,7 +88,7 @@ def test_a_task_is_acknowledged_only_after_the_enqueue_finally_succeeds(redis_cl
     dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
     dispatch.start()
     task_id = str(uuid.uuid4())
-    dispatch.submit(link, message(7, task_id))  # type: ignore[arg-type]
+    dispatch.inbox.put(message(7, task_id))
     deadline = time.monotonic() + 10
     while not link.acked and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -114,7 +115,7 @@ def test_a_delivery_claimed_by_a_bridge_that_died_waits_for_the_claim_and_is_the
     enqueuer = FlakyEnqueuer(failures=0)
     dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
     dispatch.start()
-    dispatch.submit(link, message(3, task_id))  # type: ignore[arg-type]
+    dispatch.inbox.put(message(3, task_id))
     time.sleep(1.0)
     assert link.acked == [] and enqueuer.sent == []
     redis_client.delete(Keys(key_prefix).ledger(fingerprint))  # as if the claim expired
@@ -133,7 +134,7 @@ def run_backlog(dispatch: Dispatcher, link: FakeLink, messages: list[paho.MQTTMe
                 before_stop: Any = None) -> None:
     """Submit every message before the dispatcher starts, as a backlog, and wait until all are acknowledged."""
     for msg in messages:
-        dispatch.submit(link, msg)  # type: ignore[arg-type]
+        dispatch.inbox.put(msg)
     dispatch.start()
     deadline = time.monotonic() + 10
     while len(link.acked) < len(messages) and time.monotonic() < deadline:
@@ -184,7 +185,7 @@ class CountingLedger(TaskLedger):
 def test_a_backlog_is_claimed_and_confirmed_in_a_few_round_trips(redis_client: redis.Redis, key_prefix: str) -> None:
     keys = Keys(key_prefix)
     enqueuer, link, ledger = FlakyEnqueuer(failures=0), FakeLink(), CountingLedger(redis_client, keys)
-    dispatch = Dispatcher(link, ledger, enqueuer, StatsRecorder(redis_client, keys))  # type: ignore[arg-type]
+    dispatch = Dispatcher(link, Inbox(), ledger, enqueuer, StatsRecorder(redis_client, keys))
     run_backlog(dispatch, link, [message(n, str(uuid.uuid4())) for n in range(128)])
     assert len(enqueuer.sent) == 128 and ledger.round_trips == 4
 
@@ -215,7 +216,7 @@ def test_a_backlog_waits_at_a_task_another_bridge_is_queueing_and_keeps_its_orde
     ledger = TaskLedger(redis_client, Keys(key_prefix))
     assert ledger.claim(fingerprint_of(task_ids[2])) == "new"  # another bridge's claim, never confirmed
     for n, task_id in enumerate(task_ids):
-        dispatch.submit(link, message(n, task_id))  # type: ignore[arg-type]
+        dispatch.inbox.put(message(n, task_id))
     dispatch.start()
     time.sleep(1.0)
     assert enqueuer.sent == task_ids[:2] and link.acked == [0, 1]
@@ -231,3 +232,19 @@ def test_a_backlog_waits_at_a_task_another_bridge_is_queueing_and_keeps_its_orde
 def test_a_backlog_whose_enqueue_fails_midway_queues_each_task_once_in_order(redis_client: redis.Redis,
                                                                             key_prefix: str) -> None:
     assert_backlog_queued_once_in_order(redis_client, key_prefix, FlakyEnqueuer(failures=2, succeeding_first=3), 10)
+
+
+class BrokenEnqueuer(FlakyEnqueuer):
+    """Fails the way a defect does: not an infrastructure error, so never worth retrying."""
+
+    def enqueue(self, agent_id: str, envelope: TaskEnvelope) -> str:
+        raise RuntimeError("a bug in the enqueuer")
+
+
+def test_messages_dropped_on_an_unexpected_failure_are_acknowledged_and_counted(redis_client: redis.Redis,
+                                                                               key_prefix: str) -> None:
+    dispatch, link = dispatcher(redis_client, key_prefix, BrokenEnqueuer(failures=0))
+    run_backlog(dispatch, link, [message(n, str(uuid.uuid4())) for n in range(3)])
+    assert link.acked == [0, 1, 2]
+    stats = redis_client.hgetall(Keys(key_prefix).agent_stats("a"))
+    assert stats.get("tasks_dropped") == "3" and "tasks_rejected" not in stats

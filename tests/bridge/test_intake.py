@@ -71,6 +71,17 @@ def test_an_invalid_task_without_a_usable_conversation_is_only_logged() -> None:
     assert isinstance(decision, Rejected) and decision.reply is None
 
 
+def test_a_defect_while_reading_an_invalid_tasks_conversation_is_not_taken_for_invalid_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(conversation_id: str) -> str:
+        raise ZeroDivisionError("a bug, not bad input")
+
+    monkeypatch.setattr("bridge.intake.require_conversation_id", broken)
+    with pytest.raises(ZeroDivisionError):
+        examine(AGENT, TOPIC, payload(input=None), retained=False)
+
+
 def test_a_task_for_another_topic_is_discarded_without_reply() -> None:
     decision = examine(AGENT, TOPIC, payload(topic="/control/agents/b/input"), retained=False)
     assert isinstance(decision, Rejected) and decision.reason == "topic_mismatch" and decision.reply is None

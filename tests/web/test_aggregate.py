@@ -121,3 +121,12 @@ def test_lifecycle_workers_and_queues_describe_the_system_now(client: FlaskClien
     assert body["lifecycle"]["workers_online"] == 2 and body["lifecycle"]["healthy"] is True
     assert body["lifecycle"]["current_state"] == "healthy"
     assert 119 <= body["lifecycle"]["bridge_uptime_seconds"] <= 125
+
+
+def test_messages_the_bridge_dropped_are_counted_apart_from_rejections(client: FlaskClient, system: System) -> None:
+    system.healthy()
+    system.stats.task_received("writer")
+    system.stats.task_dropped("writer")
+    body = client.get("/metrics").get_json()
+    assert body["tasks"]["tasks_dropped"] == 1 and body["tasks"]["tasks_rejected"] == 0
+    assert body["agents"]["writer"]["tasks"]["tasks_dropped"] == 1

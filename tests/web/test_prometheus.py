@@ -155,3 +155,10 @@ def test_restarts_by_agent2389_up_are_counted_per_process_in_both_formats(client
     assert value(samples, "agent2389_process_restarts_total", process="bridge") == 1
     restarts = client.get("/metrics").get_json()["restarts"]
     assert restarts == {"total": 3, "by_process": {"bridge": 1, "worker-2": 2}}
+
+
+def test_messages_the_bridge_dropped_have_a_counter_of_their_own(client: FlaskClient, system: System) -> None:
+    system.healthy()
+    system.stats.task_dropped("echo")
+    system.stats.task_dropped("echo")
+    assert value(scrape(client), "agent2389_tasks_dropped_total", agent="echo") == 2

@@ -92,3 +92,14 @@ def test_an_error_message_has_the_protocol_shape() -> None:
         "error": {"code": "llm_error", "message": "the model is unavailable"},
         "task_id": "t1",
     }
+
+
+def test_a_defect_in_checking_the_conversation_id_is_not_reported_as_invalid_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(conversation_id: str) -> str:
+        raise ZeroDivisionError("a bug, not bad input")
+
+    monkeypatch.setattr("agent2389.protocol.envelope.require_conversation_id", broken)
+    with pytest.raises(ZeroDivisionError):
+        TaskEnvelope.model_validate(envelope())
