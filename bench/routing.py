@@ -8,8 +8,9 @@ stands where the ``llm`` strategy's model call or the gatekeeper's HTTP call wou
 model's or the service's time, not ours. Workflows of ``HOPS`` hops are routed hop by hop; each hop's
 envelope is prepared before the timed loop, so parsing it (the bridge's and worker's §5 work) is not
 counted. CPU is this process's (all threads: the stats writer included); Redis's own CPU is reported
-apart. Registries of growing size show what the per-hop read of the registry costs, and a last run with
-the largest registry read once before the loop shows the rest of the decision.
+apart. The registry is read as a worker reads it (``ROUTABLE_MAX_AGE_S``: at most once a second), with
+registries of growing size; a last run with the largest registry read at every hop shows what that
+read would cost without it.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ import redis
 from agent2389.config.agent import AgentConfig
 from agent2389.protocol.envelope import TaskEnvelope
 from agent2389.state.keys import Keys
-from agent2389.state.registry import AgentRecord, AgentRegistry
+from agent2389.state.registry import AgentRegistry
 from agent2389.state.stats import StatsRecorder
 from bench.load import percentile
 from bench.procstats import ProcessUsage, cpu_seconds, peak_rss_mb
 from bench.report import Row
 from bench.services import delete_keys
 from workers.routing.router import Router
+from workers.runtime import ROUTABLE_MAX_AGE_S
 
 HOPS = 5
 GOAL_CPU_MS = 5.0
@@ -87,19 +89,8 @@ def prepared_hops(router: Router, agents: list[AgentConfig], workflows: int) -> 
     return hops
 
 
-@dataclass(frozen=True)
-class ReadOnce:
-    """The registry read once, before the timed loop: what a decision costs once the per-hop read of every
-    agent's record is taken out (as a worker-side cache of the registry would)."""
-
-    agents: list[AgentRecord]
-
-    def routable(self) -> list[AgentRecord]:
-        return self.agents
-
-
 def measure(redis_url: str, client: redis.Redis, redis_pid: int | None, size: int, workflows: int,
-            read_once: bool = False) -> Row:
+            every_hop: bool = False) -> Row:
     run = uuid.uuid4().hex[:6]
     prefix = f"agent2389-bench-routing-{run}"
     keys = Keys(prefix)
@@ -107,7 +98,7 @@ def measure(redis_url: str, client: redis.Redis, redis_pid: int | None, size: in
     registry = AgentRegistry(client, keys)
     agents = chain_agents(run)
     fill_registry(registry, [a.agent.id for a in agents], size, run)
-    router = Router(ReadOnce(registry.routable()) if read_once else registry, stats)
+    router = Router(registry if every_hop else AgentRegistry(client, keys, max_age_s=ROUTABLE_MAX_AGE_S), stats)
     try:
         hops = prepared_hops(router, agents, workflows)
         stats.flush(30)
@@ -132,7 +123,7 @@ def measure(redis_url: str, client: redis.Redis, redis_pid: int | None, size: in
             f"goal <= {GOAL_CPU_MS:g} ms")
     walls.sort()
     latency = {name: percentile(walls, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
-    run_name = f"echo decision, {size} agents in the registry" + (" read once" if read_once else "")
+    run_name = f"echo decision, {size} agents in the registry" + (" read at every hop" if every_hop else "")
     return Row("routing", run_name, 0, len(hops), len(hops), 0, 0, 0,
                seconds, len(hops) / seconds, latency, usage, note)
 
@@ -141,6 +132,6 @@ def routing_rows(redis_url: str, redis_pid: int | None, workflows: int) -> list[
     client = redis.Redis.from_url(redis_url)
     try:
         rows = [measure(redis_url, client, redis_pid, size, workflows) for size in REGISTRY_SIZES]
-        return [*rows, measure(redis_url, client, redis_pid, REGISTRY_SIZES[-1], workflows, read_once=True)]
+        return [*rows, measure(redis_url, client, redis_pid, REGISTRY_SIZES[-1], workflows, every_hop=True)]
     finally:
         client.close()

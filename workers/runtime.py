@@ -37,6 +37,9 @@ from workers.task_entry import TaskEntry
 from workers.verification import Verifier
 
 log = logging.getLogger("agent2389.workers.runtime")
+# Routing reads the registry at most once a second (an agent that just left may be chosen meanwhile: its
+# task waits in its broker session like any task sent while it is away).
+ROUTABLE_MAX_AGE_S = 1.0
 
 
 class WorkerRuntime:
@@ -51,7 +54,7 @@ class WorkerRuntime:
         self.presence = Presence(self.redis, self.keys, ttl_s=settings.worker_ttl_s)
         self.stopping = threading.Event()
         self.publisher = Publisher(settings.agents[0].mqtt, self.stopping)
-        self.router = Router(AgentRegistry(self.redis, self.keys), self.stats)
+        self.router = Router(AgentRegistry(self.redis, self.keys, max_age_s=ROUTABLE_MAX_AGE_S), self.stats)
         self.progress = ProgressPublisher(self.publisher.client, self.publisher.connected, self.stats)
         self.runners: dict[str, Runner] = {}
         self.secrets = environment_secrets(settings.secret_env_names())

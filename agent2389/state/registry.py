@@ -66,9 +66,14 @@ class RegistrySummary:
 
 
 class AgentRegistry:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, max_age_s: float = 0.0) -> None:
+        """``max_age_s``: how long :meth:`routable` may answer from its last read. Workers route at every hop
+        of every workflow, and reading and parsing a large registry costs far more than the decision."""
         self._redis = client
         self._keys = keys
+        self._max_age_s = max_age_s
+        # (monotonic time of the read, what it found); replaced whole, so threads never see half of it.
+        self._routable: tuple[float, list[AgentRecord]] | None = None
 
     # -- reading ---------------------------------------------------------------------------------------
 
@@ -88,9 +93,16 @@ class AgentRegistry:
         return sorted((r for r in records if r is not None), key=lambda r: r.agent_id), int(ignored or 0)
 
     def routable(self) -> list[AgentRecord]:
-        """The agents that may be routed to now, sorted by id."""
+        """The agents that may be routed to now, sorted by id (as of at most ``max_age_s`` ago)."""
+        cached, clock = self._routable, time.monotonic()
+        if cached is not None and clock - cached[0] < self._max_age_s:
+            now = time.time()
+            return [record for record in cached[1] if record.routable(now)]
         now = time.time()
-        return [record for record in self.agents() if record.routable(now)]
+        routable = [record for record in self.agents() if record.routable(now)]
+        if self._max_age_s > 0:
+            self._routable = (clock, routable)
+        return routable
 
     def get(self, agent_id: str) -> AgentRecord | None:
         return next((r for r in self.agents() if r.agent_id == agent_id), None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -119,3 +120,31 @@ def test_a_client_that_returns_bytes_reads_the_same_registry(redis_url: str, key
         assert agents.summary().ignored == 1
     finally:
         raw.close()
+
+
+def test_a_registry_with_a_max_age_answers_routable_from_its_last_read_until_it_is_that_old(
+        redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = registry(redis_client, key_prefix)
+    cached = AgentRegistry(redis_client, Keys(key_prefix), max_age_s=1.0)
+    clock = [100.0]
+    monkeypatch.setattr("agent2389.state.registry.time.monotonic", lambda: clock[0])
+    writer.observe("/control/agents/a/status", status("a"))
+    assert [r.agent_id for r in cached.routable()] == ["a"]
+    writer.observe("/control/agents/b/status", status("b"))
+    clock[0] += 0.9
+    assert [r.agent_id for r in cached.routable()] == ["a"]
+    clock[0] += 0.2
+    assert [r.agent_id for r in cached.routable()] == ["a", "b"]
+    assert [r.agent_id for r in writer.routable()] == ["a", "b"], "without a max age every call reads Redis"
+
+
+def test_a_cached_agent_whose_status_expires_meanwhile_is_not_routable(
+        redis_client: redis.Redis, key_prefix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    writer = registry(redis_client, key_prefix)
+    cached = AgentRegistry(redis_client, Keys(key_prefix), max_age_s=3600.0)
+    writer.observe("/control/agents/a/status", status("a"), expiring(30))
+    [record] = cached.routable()
+    assert record.expires_at is not None
+    expired = record.expires_at + 1
+    monkeypatch.setattr("agent2389.state.registry.time.time", lambda: expired)
+    assert cached.routable() == []
