@@ -16,10 +16,10 @@ V2 = "2.0"
 
 
 def original_query(envelope: TaskEnvelope) -> str:
-    """The workflow's question: kept from the context, or on the first hop this envelope's instruction
-    and input."""
+    """The workflow's question: kept from the context, or on the first hop (or from a sender whose context
+    left it out) this envelope's instruction and input."""
     context = envelope.workflow_context()
-    if context is not None:
+    if context is not None and context.original_query is not None:
         return context.original_query
     body = envelope.input if isinstance(envelope.input, str) else json.dumps(envelope.input, sort_keys=True)
     return f"{envelope.instruction}\n\n{body}" if envelope.instruction else body
