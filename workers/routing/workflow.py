@@ -36,7 +36,8 @@ def forward(envelope: TaskEnvelope, from_agent: str, to_agent: str, instruction:
     """The envelope for ``to_agent``: same task and conversation, the context and trace one hop longer."""
     context = envelope.workflow_context()
     steps = list(context.steps_completed) if context else []
-    steps.append(WorkflowStep(agent_id=from_agent, action=envelope.instruction))
+    # Never null: the reference reads `action` as a string and drops a context it cannot read.
+    steps.append(WorkflowStep(agent_id=from_agent, action=envelope.instruction or ""))
     iteration = (context.iteration_count if context else 0) + 1
     return {
         "task_id": envelope.task_id,
