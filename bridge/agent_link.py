@@ -52,7 +52,7 @@ class AgentLink:
         self.connected_since: float | None = None
         self._stopping = False
         self.client = make_client(agent.mqtt, client_id, persistent=True, manual_ack=True)
-        self.client.will_set(status_topic(agent.id), self._status_payload("unavailable", 0), qos=1, retain=True)
+        self.client.will_set(status_topic(agent.id), self.status_payload("unavailable", 0), qos=1, retain=True)
         self.client.on_connect = self._connected
         self.client.on_connect_fail = self._connect_failed
         self.client.on_disconnect = self._disconnected
@@ -88,7 +88,7 @@ class AgentLink:
         if expiry_s is not None and self.agent.mqtt.protocol == "5":
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             properties.MessageExpiryInterval = expiry_s
-        return self.client.publish(status_topic(self.agent.id), self._status_payload(status, workers, load), qos=1,
+        return self.client.publish(status_topic(self.agent.id), self.status_payload(status, workers, load), qos=1,
                                    retain=True, properties=properties)
 
     def publish_error(self, topic: str, error: TaskError) -> paho.MQTTMessageInfo:
@@ -98,7 +98,8 @@ class AgentLink:
         if message.qos > 0:
             self.client.ack(message.mid, message.qos)
 
-    def _status_payload(self, status: str, workers: int, load: float = 0.0) -> str:
+    def status_payload(self, status: str, workers: int, load: float = 0.0) -> str:
+        """The status as :meth:`publish_status` sends it (the bridge records it in the registry first)."""
         body = AgentStatus.model_validate({
             "agent_id": self.agent.id, "status": status, "description": self.agent.agent.description,
             "capabilities": self.agent.agent.capabilities, "workers": workers, "load": load,

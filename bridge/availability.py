@@ -3,7 +3,8 @@
 An agent is available when its input subscription is confirmed and at least one live worker has
 verified its LLM and tools. Its status also carries its workers and load (§8), and is published again
 when those change (load by 0.1 or more) and at least every heartbeat, with an expiry of three heartbeats.
-The bridge reports all of this to Redis for the web app.
+The bridge reports all of this to Redis for the web app, and records each status in the agent registry
+before it publishes it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import redis
 
 from agent2389.addresses import broker_address
+from agent2389.protocol.topics import status_topic
 from agent2389.state.keys import Keys
 from agent2389.state.load import load, tasks_in_progress
 from agent2389.state.presence import BridgeState, Presence, write_bridge_state
@@ -81,9 +83,11 @@ class ConnectionChanges:
 class AvailabilityMonitor:
     def __init__(self, links: list[AgentLink], changes: ConnectionChanges, client: redis.Redis, keys: Keys,
                  presence: Presence, interval_s: float = 1.0, redis_name: str = "Redis",
-                 heartbeat_s: float = 30.0) -> None:
+                 heartbeat_s: float = 30.0, recorded: set[str] | None = None) -> None:
         self._links = links
         self._changes = changes
+        # Our agents whose status this bridge recorded itself (shared with its StatusWatcher).
+        self._recorded = set() if recorded is None else recorded
         self._heartbeat_s = heartbeat_s
         self._registry = AgentRegistry(client, keys)
         self._claimed_at = -heartbeat_s
@@ -145,11 +149,20 @@ class AvailabilityMonitor:
             if link.connected and (current is None or current.outdated(status, len(serving), busy, clock,
                                                                        self._heartbeat_s)):
                 expiry = round(EXPIRY_HEARTBEATS * self._heartbeat_s) if status == "available" else None
+                self._record(link, status, len(serving), busy, expiry)
                 link.publish_status(status, len(serving), busy, expiry)
                 self._published[agent_id] = Published(status, len(serving), busy, clock)
                 if current is None or current.status != status:
                     log.info("agent %s is %s: %s", agent_id, status, reason)
         self._report()
+
+    def _record(self, link: AgentLink, status: str, workers: int, busy: float, expiry: int | None) -> None:
+        """Record our agent's status in the registry before publishing it: whoever sees it announced (a
+        peer, ``/ready``, ``agent2389 up``) may route to it at once, and every process routes by the
+        registry, which the status watcher would only update a moment after the broker delivers it."""
+        payload = link.status_payload(status, workers, busy).encode()
+        self._registry.observe(status_topic(link.agent.id), payload, fallback_expiry_s=expiry)
+        self._recorded.add(link.agent.id)
 
     def _claim(self, clock: float) -> None:
         """Tell the registry, now and then, which agents are this deployment's own."""

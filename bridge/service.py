@@ -46,14 +46,15 @@ class Bridge:
             self.links.append(link)
             self.dispatchers.append(Dispatcher(link, inbox, ledger, enqueuer, stats))
         presence = Presence(client, keys, ttl_s=settings.worker_ttl_s)
+        recorded: set[str] = set()
         self.monitor = AvailabilityMonitor(self.links, changes, client, keys, presence,
                                            redis_name=f"Redis at {redacted(settings.redis_url)}",
-                                           heartbeat_s=settings.status_heartbeat_s)
+                                           heartbeat_s=settings.status_heartbeat_s, recorded=recorded)
         # One subscription to every status on the broker feeds the registry every process reads.
         self.watcher = StatusWatcher(
             settings.agents[0].mqtt, f"{settings.key_prefix}-registry-{socket.gethostname()}-{os.getpid()}",
             AgentRegistry(client, keys), [agent.id for agent in settings.agents],
-            own_expiry_s=EXPIRY_HEARTBEATS * settings.status_heartbeat_s,
+            own_expiry_s=EXPIRY_HEARTBEATS * settings.status_heartbeat_s, recorded=recorded,
         ) if settings.agents else None
         self.stopped = threading.Event()
 

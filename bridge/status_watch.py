@@ -30,10 +30,12 @@ MAX_TOPICS_LOGGED = 1000
 
 class StatusWatcher:
     def __init__(self, mqtt: MqttSection, client_id: str, registry: AgentRegistry, own: list[str],
-                 own_expiry_s: float) -> None:
+                 own_expiry_s: float, recorded: set[str] | None = None) -> None:
         self._mqtt = mqtt
         self._registry = registry
         self._own = frozenset(own)
+        # Our agents whose status the bridge recorded itself as it published it (bridge.availability).
+        self._recorded = set() if recorded is None else recorded
         # Our own statuses carry an MQTT 5 expiry; on MQTT 3.1.1 the registry applies the same one itself.
         self._own_expiry_s = own_expiry_s
         self.redis_lost = threading.Event()
@@ -77,6 +79,10 @@ class StatusWatcher:
 
     def _received(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         agent_id = agent_id_from_status_topic(message.topic)
+        if message.retain and agent_id in self._recorded:
+            # Stored before this subscription: at best a copy of the status our bridge recorded itself, at
+            # worst the previous run's `unavailable`, which must not overwrite the `available` just recorded.
+            return
         fallback = self._own_expiry_s if agent_id in self._own else None
         try:
             outcome = self._registry.observe(message.topic, bytes(message.payload),
@@ -96,6 +102,8 @@ class StatusWatcher:
         # The status is gone for now; once Redis answers, subscribing again brings every retained one back.
         if not self.redis_lost.is_set():
             self.redis_lost.set()
+            # Redis may come back empty: the resubscription's retained statuses, ours included, refill it.
+            self._recorded.clear()
             log.warning("cannot record agent statuses in Redis (%s); will resubscribe when it answers",
                         type(exc).__name__)
             threading.Thread(target=self._resubscribe_when_back, name="registry-retry", daemon=True).start()

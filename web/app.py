@@ -36,7 +36,7 @@ log = logging.getLogger("agent2389.web")
 
 ENDPOINTS = {
     "/health": "overall health with the mqtt, redis, workers, llm and task_processing checks (503 unless healthy)",
-    "/ready": "readiness probe: bridge connected and subscribed, every agent has a ready worker",
+    "/ready": "readiness probe: bridge connected and subscribed, every agent has a ready worker and is announced",
     "/live": "liveness probe: the web process serves",
     "/metrics": "metrics as JSON; Prometheus text with an Accept header or ?format=prometheus",
     "/api/workers": "workers: host, pid, agents, concurrency, active and processed tasks, heartbeat",

@@ -144,7 +144,8 @@ def task_processing_check(snapshot: Snapshot, now: int) -> Check:
 
 
 def readiness(snapshot: Snapshot) -> tuple[bool, list[str]]:
-    """Ready to take tasks: the bridge is connected and subscribed, and every agent has a worker."""
+    """Ready to take tasks: the bridge is connected and subscribed, every agent has a worker and is routable
+    in the agent registry (so a v2 workflow sent at once can be routed to any of them, PROTOCOL.md §9)."""
     reasons: list[str] = []
     bridge = snapshot.bridge
     if bridge is None or not bridge.connected:
@@ -152,9 +153,12 @@ def readiness(snapshot: Snapshot) -> tuple[bool, list[str]]:
     elif not bridge.subscribed:
         reasons.append("the bridge is not subscribed yet")
     live = snapshot.live_workers()
+    routable = {record.agent_id for record in snapshot.registry if record.routable(snapshot.taken_at)}
     for agent in snapshot.expected_agents:
         if not any(w.serves(agent) for w in live):
             reasons.append(f"no ready worker for {agent}")
+        elif agent not in routable:
+            reasons.append(f"{agent} is not yet announced available")
     if not snapshot.expected_agents and not live:
         reasons.append("no worker is online")
     return not reasons, reasons

@@ -1,8 +1,9 @@
 """Whether the stack ``agent2389 up`` started is up yet, and if not, what it is still waiting for.
 
 Up means the web app's ``/ready`` says so (the bridge is connected and subscribed, every agent has a
-ready worker). Until then the services that do not answer are named by their address (never with a
-password), with the web app's own reasons, now and then rather than on every check.
+ready worker and is routable in the agent registry). Until then the services that do not answer are named
+by their address (never with a password), with the web app's own reasons, now and then rather than on
+every check.
 """
 
 from __future__ import annotations

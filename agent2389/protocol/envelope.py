@@ -70,12 +70,17 @@ class WorkflowStep(BaseModel):
 
 
 class WorkflowContext(BaseModel):
-    """A v2 envelope's ``context`` (PROTOCOL.md §9): what the workflow was asked and who worked on it."""
+    """A v2 envelope's ``context`` (PROTOCOL.md §9): what the workflow was asked and who worked on it.
+
+    A field that is present must have its type. Missing, ``iteration_count`` is 0 and ``steps_completed``
+    empty (as the reference reads them), and ``original_query`` None: the routing step then takes it from
+    this envelope, as on a workflow's first hop, and the context it forwards carries it (docs/protocol.md).
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    original_query: str
-    iteration_count: int = Field(ge=0, le=1_000_000, strict=True)
+    original_query: str | None = None
+    iteration_count: int = Field(default=0, ge=0, le=1_000_000, strict=True)
     steps_completed: list[WorkflowStep] = Field(default_factory=list)
 
 

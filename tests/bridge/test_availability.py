@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import redis
 
 from agent2389.config.agent import AgentConfig
@@ -21,6 +23,9 @@ class FakeLink:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, int]] = []
+
+    def status_payload(self, status: str, workers: int, load: float = 0.0) -> str:
+        return json.dumps({"agent_id": self.agent.id, "status": status, "workers": workers, "load": load})
 
     def publish_status(self, status: str, workers: int, load: float = 0.0, expiry_s: int | None = None) -> None:
         self.published.append((status, workers))

@@ -13,6 +13,7 @@ import redis
 from agent2389.config.agent import AgentConfig
 from agent2389.state.keys import Keys
 from agent2389.state.presence import Presence, WorkerInfo, read_bridge_state
+from agent2389.state.registry import AgentRegistry
 from bridge.agent_link import AgentLink
 from bridge.availability import AvailabilityMonitor, ConnectionChanges
 from bridge.inbox import Inbox
@@ -107,6 +108,19 @@ def test_an_available_status_carries_description_capabilities_workers_load_and_a
     assert (seen.body["workers"], seen.body["load"]) == (1, 0.0)
     assert seen.body["timestamp"].endswith("Z")
     assert seen.expiry_s == 180
+
+
+def test_our_agent_is_routable_in_the_registry_before_its_available_status_reaches_anyone(
+        deploy: Callable[..., Deployment], listener: StatusListener, redis_client: redis.Redis,
+        key_prefix: str) -> None:
+    """No status watcher runs here: the bridge records what it publishes, so a peer that routes the moment it
+    sees the agent announced finds it in the registry (PROTOCOL.md §8, §9)."""
+    deployment = deploy(heartbeat_s=60.0)
+    next_available(listener)
+    record = AgentRegistry(redis_client, Keys(key_prefix)).get(deployment.agent_id)
+    assert record is not None and record.routable(time.time())
+    assert (record.workers, record.capabilities, record.foreign) == (1, ("search", "summarize"), False)
+    assert record.expires_at == pytest.approx(time.time() + 180, abs=10)
 
 
 def test_the_status_is_published_again_when_the_load_moves_by_a_tenth_or_more(

@@ -58,9 +58,9 @@ def broker(mqtt_url: str, unique_id: str) -> Iterator[Broker]:
 def start_watcher(mqtt_url: str, registry: AgentRegistry, unique_id: str) -> Iterator[Callable[..., StatusWatcher]]:
     watchers: list[StatusWatcher] = []
 
-    def start(own: tuple[str, ...] = ()) -> StatusWatcher:
+    def start(own: tuple[str, ...] = (), recorded: set[str] | None = None) -> StatusWatcher:
         watcher = StatusWatcher(MqttSection(broker_url=mqtt_url), f"test-registry-{unique_id}-{len(watchers)}",
-                                registry, list(own), own_expiry_s=90)
+                                registry, list(own), own_expiry_s=90, recorded=recorded)
         watcher.start()
         watchers.append(watcher)
         assert watcher.subscribed.wait(10), "the watcher never subscribed"
@@ -147,6 +147,20 @@ def test_a_stopping_bridge_records_its_own_agents_unavailable_at_once(
     wait_until(lambda: {ours, theirs} <= {r.agent_id for r in registry.routable()}, 10, "both are routable")
     watcher.stop()
     assert [r.agent_id for r in registry.routable() if r.agent_id in (ours, theirs)] == [theirs]
+
+
+def test_a_previous_runs_retained_status_does_not_overwrite_the_one_our_bridge_recorded_as_it_published(
+        broker: Broker, registry: AgentRegistry, start_watcher: Callable[..., StatusWatcher]) -> None:
+    ours, later = broker.agent("ours"), broker.agent("later")
+    broker.status(ours, "unavailable")  # what the broker still holds from the previous run
+    now_available = {"agent_id": ours, "status": "available", "timestamp": "2026-01-01T00:00:01Z"}
+    registry.observe(f"/control/agents/{ours}/status", json.dumps(now_available).encode())
+    start_watcher(own=(ours,), recorded={ours})
+    broker.status(later)  # delivered after the retained ones: once it is recorded, they were handled
+    wait_until(lambda: record_of(registry, later), 10, "a status published after the subscription is recorded")
+    assert ours in [r.agent_id for r in registry.routable()]
+    broker.status(ours, "unavailable")  # live, not retained: our agent did go away
+    wait_until(lambda: ours not in [r.agent_id for r in registry.routable()], 10, "a live status is recorded")
 
 
 class RedisAway(AgentRegistry):

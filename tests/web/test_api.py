@@ -150,6 +150,8 @@ def test_with_a_token_set_inspection_needs_the_bearer_token(guarded: Flask, syst
 @pytest.mark.parametrize("path", ["/", "/health", "/ready", "/live", "/metrics", "/metrics?format=prometheus"])
 def test_with_a_token_set_health_and_metrics_stay_open(guarded: Flask, system: System, path: str) -> None:
     system.healthy()
+    for agent_id in ("echo", "writer"):
+        system.status(agent_id, ours=True)  # announced: /ready needs that too
     assert guarded.test_client().get(path).status_code == 200
 
 

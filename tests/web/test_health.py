@@ -107,16 +107,22 @@ def test_tasks_received_long_ago_and_never_started_are_stale(client: FlaskClient
     assert check["status"] == "stale" and "no task was ever started" in check["message"]
 
 
-def test_ready_needs_a_subscribed_bridge_and_a_ready_worker_for_every_agent(
+def test_ready_needs_a_subscribed_bridge_and_a_ready_and_announced_worker_for_every_agent(
     client: FlaskClient, system: System
 ) -> None:
     system.bridge(subscribed=False)
     system.worker("w1", not_ready={"writer": "LLM unreachable"})
     response = client.get("/ready")
     assert response.status_code == 503
-    assert response.get_json()["reasons"] == ["the bridge is not subscribed yet", "no ready worker for writer"]
+    assert response.get_json()["reasons"] == ["the bridge is not subscribed yet", "echo is not yet announced available",
+                                              "no ready worker for writer"]
     system.bridge()
     system.worker("w1")
+    system.status("echo", ours=True)
+    system.status("writer", "unavailable", ours=True)
+    response = client.get("/ready")
+    assert response.status_code == 503 and response.get_json()["reasons"] == ["writer is not yet announced available"]
+    system.status("writer", ours=True)
     response = client.get("/ready")
     assert response.status_code == 200 and response.get_json() == {"ready": True, "reasons": [],
                                                                     "timestamp": pytest.approx(time.time(), abs=5)}

@@ -16,10 +16,10 @@ V2 = "2.0"
 
 
 def original_query(envelope: TaskEnvelope) -> str:
-    """The workflow's question: kept from the context, or on the first hop this envelope's instruction
-    and input."""
+    """The workflow's question: kept from the context, or on the first hop (or from a sender whose context
+    left it out) this envelope's instruction and input."""
     context = envelope.workflow_context()
-    if context is not None:
+    if context is not None and context.original_query is not None:
         return context.original_query
     body = envelope.input if isinstance(envelope.input, str) else json.dumps(envelope.input, sort_keys=True)
     return f"{envelope.instruction}\n\n{body}" if envelope.instruction else body
@@ -36,7 +36,8 @@ def forward(envelope: TaskEnvelope, from_agent: str, to_agent: str, instruction:
     """The envelope for ``to_agent``: same task and conversation, the context and trace one hop longer."""
     context = envelope.workflow_context()
     steps = list(context.steps_completed) if context else []
-    steps.append(WorkflowStep(agent_id=from_agent, action=envelope.instruction))
+    # Never null: the reference reads `action` as a string and drops a context it cannot read.
+    steps.append(WorkflowStep(agent_id=from_agent, action=envelope.instruction or ""))
     iteration = (context.iteration_count if context else 0) + 1
     return {
         "task_id": envelope.task_id,

@@ -37,7 +37,8 @@ def test_a_v2_envelope_carries_its_context_and_trace() -> None:
 
 @pytest.mark.parametrize("bad", [
     "not an object",
-    {"iteration_count": 0},
+    {"original_query": 5, "iteration_count": 0},
+    {"original_query": ["q"]},
     {"original_query": "q", "iteration_count": "3"},
     {"original_query": "q", "iteration_count": -1},
     {"original_query": "q", "iteration_count": 0, "steps_completed": "a,b"},
@@ -46,6 +47,12 @@ def test_a_v2_envelope_carries_its_context_and_trace() -> None:
 def test_a_present_but_malformed_context_is_invalid(bad: Any) -> None:
     with pytest.raises(ValidationError, match="context"):
         TaskEnvelope.model_validate(v2(context=bad))
+
+
+def test_a_context_without_original_query_or_iteration_count_is_read_as_the_reference_reads_it() -> None:
+    """The reference defaults iteration_count to 0; original_query left out is filled by the routing step."""
+    found = TaskEnvelope.model_validate(v2(context={"steps_completed": []})).workflow_context()
+    assert found is not None and (found.original_query, found.iteration_count) == (None, 0)
 
 
 def test_a_routing_trace_that_is_not_a_list_of_objects_is_invalid() -> None:

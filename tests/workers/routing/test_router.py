@@ -36,6 +36,18 @@ def test_a_later_hop_keeps_the_query_and_extends_steps_and_trace(bench: Bench) -
     assert sent["routing_trace"][0] == earlier[0] and sent["routing_trace"][1]["step_number"] == 2
 
 
+def test_a_context_without_original_query_takes_it_from_this_envelope_and_forwards_it(bench: Bench) -> None:
+    partial = {"iteration_count": 1, "steps_completed": [{"agent_id": "b", "action": "x", "timestamp": "t"}]}
+    [(topic, sent)] = bench.run(agent(strategy="llm"), v2_task(context=partial))
+    assert topic == "/control/agents/c/input"
+    assert sent["context"]["original_query"] == "say\n\nhi" and sent["context"]["iteration_count"] == 2
+
+
+def test_a_step_without_instruction_is_recorded_with_an_empty_action_never_null(bench: Bench) -> None:
+    [(_, sent)] = bench.run(agent(strategy="llm"), v2_task(instruction=None))
+    assert [(s["agent_id"], s["action"]) for s in sent["context"]["steps_completed"]] == [("a", "")]
+
+
 def test_when_every_candidate_worked_the_workflow_completes_with_the_trace(bench: Bench) -> None:
     wire = v2_task(context=context(2, "b", "c"))
     [(topic, sent)] = bench.run(agent(strategy="llm"), wire)
