@@ -3,8 +3,6 @@ and day usage windows, and waits for the fleet-wide limiter. StatsRecorder queue
 
 from __future__ import annotations
 
-import time
-
 from agent2389.state.keys import Keys
 from agent2389.state.stats_batch import StatsBatch
 from agent2389.state.timeline import TaskEvent, record_event
@@ -21,7 +19,7 @@ def record_llm_call(batch: StatsBatch, keys: Keys, agent_id: str, model: str, du
     batch.incr(key, "input_tokens", input_tokens)
     batch.incr(key, "output_tokens", output_tokens)
     batch.incr_float(key, "duration_seconds_sum", duration_s)
-    batch.set_field(key, "last_call", time.time())
+    batch.set_field(key, "last_call", batch.now)
     batch.add_member(keys.models_index(agent_id), model)
     if task_id is not None:
         record_event(batch, keys, task_id, agent_id, TaskEvent.LLM_CALL, model=model, ok=ok,
@@ -38,7 +36,7 @@ def record_llm_usage(batch: StatsBatch, keys: Keys, agent_id: str, model: str, u
     if currency is not None:
         batch.incr_float(key, "cost", cost)
         batch.set_field(key, "currency", currency)
-    now = time.time()
+    now = batch.now
     for window, length_s, _, ttl_s in WINDOWS:
         bucket_key = keys.llm_usage_window(agent_id, window, bucket(now, length_s))
         batch.incr(bucket_key, "calls")

@@ -26,6 +26,8 @@ from agent2389.state.stats_batch import StatsBatch
 from agent2389.state.timeline import TaskEvent, finish_recorded, record_event
 from agent2389.state.usage import TokenUsage
 
+# A record of stats and when it was made (time.time()), written later by the background writer.
+Record = tuple[float, Callable[[StatsBatch], None]]
 log = logging.getLogger("agent2389.stats")
 
 # Upper bounds in seconds of the task duration histogram (Prometheus `le`), the last one is +Inf.
@@ -65,7 +67,7 @@ class StatsRecorder:
         # Who runs the tasks this process starts: its worker's heartbeat id (agent2389.state.presence). A task
         # counts as in progress only while that worker beats.
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        self._pending: queue.SimpleQueue[Callable[[StatsBatch], None] | threading.Event] | None = None
+        self._pending: queue.SimpleQueue[Record | threading.Event] | None = None
         if background:
             self._pending = queue.SimpleQueue()
             threading.Thread(target=self._write_forever, name="stats", daemon=True).start()
@@ -80,7 +82,7 @@ class StatsRecorder:
 
     def task_received(self, agent_id: str, task_id: str | None = None, conversation_id: str | None = None) -> None:
         def record(batch: StatsBatch) -> None:
-            now = time.time()
+            now = batch.now
             key = self._keys.agent_stats(agent_id)
             batch.incr(key, "tasks_received")
             batch.set_field_once(key, "first_received", now)
@@ -113,7 +115,7 @@ class StatsRecorder:
         depth is the number of tasks in flight at once, as the runbook reads it."""
 
         def record(batch: StatsBatch) -> None:
-            now = time.time()
+            now = batch.now
             key = self._keys.agent_stats(agent_id)
             batch.incr(key, "tasks_started")
             batch.set_field(key, "last_started", now)
@@ -133,7 +135,7 @@ class StatsRecorder:
         """``message`` is the already sanitized error text, shown in the task's timeline."""
 
         def record(batch: StatsBatch) -> None:
-            now = time.time()
+            now = batch.now
             key = self._keys.agent_stats(agent_id)
             batch.incr(key, "tasks_failed" if error_code else "tasks_completed")
             if error_code:
@@ -168,7 +170,7 @@ class StatsRecorder:
         recorded = finish_recorded(timeline, agent_id)
 
         def record(batch: StatsBatch) -> None:
-            now = time.time()
+            now = batch.now
             key = self._keys.agent_stats(agent_id)
             batch.in_flight(self._keys.in_flight(), self._keys.system_stats(), now - IN_FLIGHT_STALE_S)
             batch.finish(key, f"{agent_id}:", in_flight_member(agent_id, task_id))
@@ -191,7 +193,7 @@ class StatsRecorder:
             if outcome == "timeout":
                 batch.incr(key, "timeouts")
             batch.incr_float(key, "duration_seconds_sum", duration_s)
-            batch.set_field(key, "last_execution", time.time())
+            batch.set_field(key, "last_execution", batch.now)
             batch.add_member(self._keys.tools_index(agent_id), tool)
             if task_id is not None:
                 record_event(batch, self._keys, task_id, agent_id, TaskEvent.TOOL_CALL, tool=tool, outcome=outcome,
@@ -239,15 +241,17 @@ class StatsRecorder:
         self._run(lambda batch: record_event(batch, self._keys, task_id, agent_id, event, **data))
 
     def _run(self, record: Callable[[StatsBatch], None]) -> None:
+        made = (time.time(), record)
         if self._pending is not None:
             if self._pending.qsize() < PENDING_MAX:
-                self._pending.put(record)
+                self._pending.put(made)
             return
-        self._write([record])
+        self._write([made])
 
-    def _write(self, records: list[Callable[[StatsBatch], None]]) -> None:
+    def _write(self, records: list[Record]) -> None:
         batch = StatsBatch()
-        for record in records:
+        for made_at, record in records:
+            batch.now = made_at
             record(batch)
         try:
             pipe = self._redis.pipeline(transaction=False)

@@ -11,6 +11,7 @@ The end state in Redis is the same as writing the calls one by one.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -67,6 +68,9 @@ return 0
 
 class StatsBatch:
     def __init__(self) -> None:
+        # When the record being added was made (time.time()): the background writer adds records a batch
+        # later, and a timeline ordered by write time would put a worker's start before its queueing.
+        self.now = time.time()
         self._increments: dict[tuple[str, str], int] = defaultdict(int)
         self._float_increments: dict[tuple[str, str], float] = defaultdict(float)
         self._fields: dict[str, dict[str, Any]] = defaultdict(dict)

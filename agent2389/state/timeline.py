@@ -7,7 +7,6 @@ are stored as they are written here, so they must never change.
 from __future__ import annotations
 
 import json
-import time
 from enum import StrEnum
 from typing import Any
 
@@ -37,8 +36,9 @@ FINISHED = (TaskEvent.COMPLETED, TaskEvent.FAILED)
 
 def record_event(batch: StatsBatch, keys: Keys, task_id: str, agent_id: str, event: TaskEvent,
                  **data: Any) -> None:
-    """Append ``event`` (and the ``data`` that is not None) to the task's timeline; the task becomes recent."""
-    now = time.time()
+    """Append ``event`` (and the ``data`` that is not None) to the task's timeline (at the time the record
+    was made: ``batch.now``); the task becomes recent."""
+    now = batch.now
     entry = {"event": event, "agent": agent_id, "at": now, **{k: v for k, v in data.items() if v is not None}}
     timeline = keys.task_timeline(task_id)
     batch.push_tail(timeline, json.dumps(entry))

@@ -1,4 +1,5 @@
 import json
+import threading
 import time
 
 import pytest
@@ -170,6 +171,21 @@ def test_background_recording_writes_every_call_in_order_once_flushed(redis_clie
     assert redis_client.zcard(keys.in_flight()) == 0
     events = [json.loads(e)["event"] for e in redis_client.lrange(keys.task_timeline("t7"), 0, -1)]
     assert events == ["started", "completed"]
+
+
+def test_a_background_event_carries_the_time_it_happened_not_the_time_it_was_written(
+        redis_client: redis.Redis, keys: Keys) -> None:
+    stats = StatsRecorder(redis_client, keys, background=True)
+    writer_busy = threading.Event()
+    stats._run(lambda batch: writer_busy.wait(10))  # holds the writer, as a slow Redis would
+    stats.task_event("t1", "a", TaskEvent.QUEUED)
+    happened = time.time()
+    while time.time() < happened + 0.3:  # let the write come measurably later than the event
+        writer_busy.wait(0.05)
+    writer_busy.set()
+    assert stats.flush(5)
+    [entry] = [json.loads(e) for e in redis_client.lrange(keys.task_timeline("t1"), 0, -1)]
+    assert entry["at"] <= happened
 
 
 def test_background_recording_while_redis_is_down_never_blocks_the_caller(keys: Keys) -> None:
