@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from agent2389.config.settings import DEFAULT_REDIS_URL
-from tests.services import Service, find_or_start
+from tests.services import Service, find_or_start, mosquitto_command, redis_command
 
 if TYPE_CHECKING:
     from tests.e2e.stack import MqttPeer
@@ -22,21 +22,16 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def redis_service() -> Iterator[Service]:
-    service = find_or_start(
-        "redis",
-        os.environ.get("REDIS_URL", DEFAULT_REDIS_URL),
-        "redis-server",
-        ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{tmp}"],
-    )
+    service = find_or_start("redis", os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), "redis-server",
+                            redis_command)
     yield service
     service.stop()
 
 
 @pytest.fixture(scope="session")
 def mqtt_service() -> Iterator[Service]:
-    service = find_or_start(
-        "mosquitto", os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"), "mosquitto", ["-p", "{port}"]
-    )
+    service = find_or_start("mosquitto", os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"), "mosquitto",
+                            mosquitto_command)
     yield service
     service.stop()
 

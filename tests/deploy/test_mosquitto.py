@@ -16,7 +16,7 @@ import pytest
 
 from agent2389.config.agent import MqttSection
 from agent2389.config.files import inspect_config
-from agent2389.ops.embedded import answers
+from agent2389.ops.local_services import answers
 from tests.deploy.conftest import connects, repo_path, require_tool
 from tests.services import free_port
 

@@ -15,8 +15,8 @@ import redis
 from agent2389.protocol.errors import BudgetExceededError, ErrorCode, LLMError
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.workers.llm.agents import agent_for, task
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.llm.anthropic_runner import AnthropicRunner

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fakes.anthropic_api import FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
+from fakes.anthropic_api import FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
+from fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.workers.llm.agents import agent_for, task
 from tests.workers.tools.mcp.conftest import stdio_entry
 from workers.llm.anthropic_runner import AnthropicRunner
