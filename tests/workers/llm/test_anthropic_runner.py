@@ -132,10 +132,15 @@ def test_a_hanging_tool_is_stopped_and_the_llm_is_told(fake_anthropic: FakeAnthr
 
 
 def test_a_hanging_tool_does_not_hold_up_other_tasks(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
+    tool_called = threading.Event()
+
     def respond(request: dict[str, Any]) -> Any:
         if request["messages"][0]["content"] != "hang":
             return Text("quick answer")
-        return Text("gave up on the tool") if tool_results(request) else tool_calls(ToolUse("spin", {}))
+        if tool_results(request):
+            return Text("gave up on the tool")
+        tool_called.set()
+        return tool_calls(ToolUse("spin", {}))
 
     fake_anthropic.respond(respond)
     agent = agent_for(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 2}})
@@ -144,7 +149,7 @@ def test_a_hanging_tool_does_not_hold_up_other_tasks(fake_anthropic: FakeAnthrop
     answers: dict[str, str] = {}
     hanging = threading.Thread(target=lambda: answers.update(hang=runner.run(task(agent, None, "hang"))))
     hanging.start()
-    time.sleep(0.3)
+    assert tool_called.wait(10), "the hanging task never called its tool"
 
     quick = runner.run(task(agent, None, "quick"))
     still_hanging = hanging.is_alive()
