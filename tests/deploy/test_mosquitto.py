@@ -20,6 +20,9 @@ from agent2389.ops.local_services import answers
 from tests.deploy.conftest import connects, repo_path, require_tool
 from tests.services import free_port
 
+# Starts Mosquitto brokers of its own (TLS, passwords).
+pytestmark = pytest.mark.server
+
 
 def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | None = None,
                passwords: Path | None = None) -> Path:

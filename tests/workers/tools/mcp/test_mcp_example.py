@@ -17,6 +17,9 @@ from tests.conftest import REPO
 from tests.workers.llm.agents import task
 from workers.llm.anthropic_runner import AnthropicRunner
 
+# The example MCP server runs as a process of its own.
+pytestmark = pytest.mark.slow
+
 EXAMPLE = REPO / "config" / "examples" / "mcp"
 # The example runs `python3`: the environment's interpreter first, as with an activated venv.
 VENV_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
