@@ -21,6 +21,9 @@ from tests.e2e.stack import wait_until
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor
 
+# Every test starts tool processes (a Python interpreter each).
+pytestmark = pytest.mark.slow
+
 MakeExecutor = Callable[..., ToolExecutor]
 STRICT = {"impl": SAMPLE + "BrokenTool"}
 
