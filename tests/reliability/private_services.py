@@ -27,24 +27,24 @@ SHIPPED_REDIS_FLAGS = ("--maxmemory-policy", "noeviction", "--appendonly", "yes"
 
 
 def private_redis(workdir: Path) -> PrivateService:
-    port = free_port()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed: the fault scenarios need a Redis of their own")
-    workdir.mkdir(parents=True, exist_ok=True)
+    binary, port = _binary_and_port("redis-server", "a Redis", workdir)
     return LocalService("redis", redis_command(binary, port, workdir, SHIPPED_REDIS_FLAGS), port, workdir,
                         output=workdir / "redis.out")
 
 
 def private_mosquitto(workdir: Path) -> PrivateService:
-    port = free_port()
-    binary = shutil.which("mosquitto")
-    if binary is None:
-        pytest.skip("mosquitto is not installed: the fault scenarios need a broker of their own")
-    workdir.mkdir(parents=True, exist_ok=True)
+    binary, port = _binary_and_port("mosquitto", "a broker", workdir)
     conf = workdir / "mosquitto.conf"
     conf.write_text(mosquitto_conf(port, workdir))
     return LocalService("mosquitto", [binary, "-c", str(conf)], port, workdir, output=workdir / "mosquitto.out")
+
+
+def _binary_and_port(name: str, what: str, workdir: Path) -> tuple[str, int]:
+    binary = shutil.which(name)
+    if binary is None:
+        pytest.skip(f"{name} is not installed: the fault scenarios need {what} of their own")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return binary, free_port()
 
 
 def mosquitto_conf(port: int, workdir: Path) -> str:
