@@ -1,9 +1,11 @@
-# `make test` is the one test command: README, developers and .ci/run all use it.
+# `make test` is the one test command: README, developers and .ci/run all use it (lint, types, every test).
+# `make test-fast` is the quick loop while editing: the tests that need no server and are not slow
+# (tests/conftest.py marks a test `server` when it uses the real Redis or Mosquitto).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-deploy lint types pytest demo clean
+.PHONY: install test test-fast test-deploy lint types pytest demo clean
 
 $(BIN)/agent2389: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +25,9 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint types pytest
+
+test-fast: install
+	$(BIN)/pytest -q -m "not server and not slow"
 
 # The image built and docker-compose.yml run for real (docs/deployment.md, "How these files are checked"):
 # scripts/docker-host.sh installs and starts Docker where needed (as root), then tests/deploy/test_compose_stack.py.

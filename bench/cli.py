@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     started = time.time()
     try:
-        broker = start_broker()
+        broker = start_broker(run_dir / "mosquitto")
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

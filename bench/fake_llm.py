@@ -4,7 +4,7 @@
 serves until stdin closes or SIGTERM. Each answer repeats the task's user turn, so the load generator
 can check that every answer belongs to its task.
 
-It answers like the tests' fake (tests/fakes: the same message bodies, the same key check) but on one
+It answers like the tests' fake (fakes: the same message bodies, the same key check) but on one
 asyncio event loop (aiohttp): a thousand calls waiting at once cost it a thousand sleeping coroutines,
 where the tests' threaded server needed a thread per connection and took 6 to 8 s to serve 500 new
 connections whose answers were due after 2 s. Benchmarks measure the callers, not the fake.
@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.anthropic_api import MODELS
-from tests.fakes.anthropic_replies import Text, error_body, message_body
+from fakes.anthropic_api import MODELS
+from fakes.anthropic_replies import Text, error_body, message_body
 
 API_KEY = "sk-ant-fake-0123456789abcdef"
 

@@ -3,7 +3,7 @@
 1. **Limiter cost**: ``slot()`` with a free slot, called N times in a row against the real Redis: CPU
    ms of this process and Redis round trips per call (counted on the client), and wall time per call.
 2. **Fan-in**: THREADS threads answer TASKS tasks through the anthropic runner against the fake Messages
-   API (tests/fakes), which serves CAPACITY calls at once and answers 429 ``retry-after`` to the excess,
+   API (fakes), which serves CAPACITY calls at once and answers 429 ``retry-after`` to the excess,
    as a provider's concurrency limit does. Once without a limit (the SDK retries the 429s, up to
    ``max_retries``), once with ``max_concurrency = CAPACITY``. Prints goodput (answered tasks per
    second), failed tasks, the 429s the fake sent, and p50/p99 task latency.
@@ -29,8 +29,8 @@ from agent2389.config.agent import AgentConfig
 from agent2389.config.settings import DEFAULT_REDIS_URL
 from agent2389.protocol.errors import LLMError
 from agent2389.state.keys import Keys
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Delay, Failure, Reply, Text
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Delay, Failure, Reply, Text
 from workers.llm.anthropic_runner import AnthropicRunner
 from workers.llm.base import TaskRequest
 from workers.llm.limiter import FleetLimiter, Limits

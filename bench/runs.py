@@ -14,13 +14,14 @@ from typing import Any
 
 import redis
 
+from agent2389.ops.local_services import LocalService
 from agent2389.state.keys import Keys
 from bench.celery_baseline import STOCK, TRANSPORT_ENV
 from bench.child import Child
 from bench.load import LoadSpec, percentile
 from bench.procstats import Watch
 from bench.report import Row
-from bench.services import BenchError, Broker, delete_keys
+from bench.services import BenchError, delete_keys
 from bench.stack import Stack, wait_until_available, write_agents
 
 ECHO = {"provider": "echo", "model": "echo"}
@@ -31,7 +32,7 @@ RTT_HOOK = Path(__file__).resolve().parent / "rtt_hook"
 @dataclass
 class Context:
     redis_url: str
-    broker: Broker
+    broker: LocalService  # the bench's own Mosquitto
     run_dir: Path
     redis_pid: int | None
     log_level: str = "INFO"
@@ -73,7 +74,7 @@ def agent_stack(ctx: Context, name: str, agent_ids: list[str], workers: int, con
     """A bridge and ``workers`` worker processes serving ``agent_ids``; every key removed afterwards."""
     stack = Stack(ctx.directory(name), ctx.redis_url, ctx.broker.port,
                   extra_env={"AGENT2389_LOG_LEVEL": ctx.log_level, **ctx.env(), **(env or {})})
-    config = write_agents(stack.run_dir / "agents", agent_ids, ctx.broker.url, llm)
+    config = write_agents(stack.run_dir / "agents", agent_ids, f"mqtt://127.0.0.1:{ctx.broker.port}", llm)
     try:
         for number in range(1, workers + 1):
             stack.agent2389(f"worker-{number}", "worker", config, "--concurrency", str(concurrency))

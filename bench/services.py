@@ -7,78 +7,30 @@ and lets the bench set ``set_tcp_nodelay true`` whatever the shared broker's con
 from __future__ import annotations
 
 import shutil
-import subprocess
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
-from agent2389.ops.embedded import answers
-from tests.services import free_port
-
-MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
-allow_anonymous true
-set_tcp_nodelay true
-max_inflight_messages 1000
-max_queued_messages 1000000
-persistence false
-log_dest none
-"""
+from agent2389.ops.local_services import LocalService, ServiceError, free_port, mosquitto_conf
 
 
 class BenchError(Exception):
     """The bench cannot run (a service is missing or a process did not come up)."""
 
 
-def wait_until_listening(port: int, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not answers("127.0.0.1", port):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-@dataclass
-class Broker:
-    port: int
-    process: subprocess.Popen[bytes]
-    directory: Path
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def start_broker(binary: str = "mosquitto") -> Broker:
+def start_broker(workdir: Path, binary: str = "mosquitto") -> LocalService:
+    """A Mosquitto of the bench's own on a free port, its configuration in ``workdir``."""
     path = shutil.which(binary)
     if path is None:
         raise BenchError(f"no {binary} binary on PATH: the bench starts a Mosquitto of its own")
-    directory = Path(tempfile.mkdtemp(prefix="agent2389-bench-mqtt-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = directory / "mosquitto.conf"
-    conf.write_text(MOSQUITTO_CONF.format(port=port))
-    process = subprocess.Popen([path, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not wait_until_listening(port):
-        process.kill()
-        raise BenchError(f"mosquitto did not listen on port {port}")
-    return Broker(port, process, directory)
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(mosquitto_conf(port, max_queued_messages=1_000_000, quiet=True))
+    try:
+        return LocalService("mosquitto", [path, "-c", str(conf)], port, workdir).start(timeout_s=10)
+    except ServiceError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def redis_pid(redis_url: str) -> int | None:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent2389.ops.processes import Child, agent2389_command, start_child
 from bench.services import BenchError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,49 +37,26 @@ def write_agents(directory: Path, agent_ids: list[str], mqtt_url: str, llm: dict
 
 
 @dataclass
-class Started:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait(5)
-
-
-@dataclass
 class Stack:
     run_dir: Path
     redis_url: str
     mqtt_port: int
     key_prefix: str = field(default_factory=lambda: f"agent2389-bench-{uuid.uuid4().hex[:8]}")
     extra_env: dict[str, str] = field(default_factory=dict)
-    processes: list[Started] = field(default_factory=list)
+    processes: list[Child] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "AGENT2389_REDIS_URL": self.redis_url, "AGENT2389_KEY_PREFIX": self.key_prefix,
                 "AGENT2389_LOG_FORMAT": "json", **self.extra_env}
 
-    def start(self, name: str, args: list[str]) -> Started:
-        log_path = self.run_dir / f"{name}.log"
-        with log_path.open("wb") as log_file:
-            popen = subprocess.Popen([sys.executable, *args], stdout=log_file, stderr=subprocess.STDOUT,
-                                     env=self.env(), cwd=REPO)
-        started = Started(name, popen, log_path)
+    def start(self, name: str, command: list[str]) -> Child:
+        """``command`` with the stack's environment, its output in the run directory."""
+        started = start_child(name, command, self.env(), self.run_dir / f"{name}.log", cwd=REPO)
         self.processes.append(started)
         return started
 
-    def agent2389(self, name: str, command: str, config_dir: Path, *args: str) -> Started:
-        return self.start(name, ["-m", "agent2389.ops.cli", command, "--config", str(config_dir), *args])
+    def agent2389(self, name: str, command: str, config_dir: Path, *args: str) -> Child:
+        return self.start(name, agent2389_command(command, config_dir, *args))
 
     def pids(self) -> dict[str, int]:
         return {p.name: p.pid for p in self.processes}

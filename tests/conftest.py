@@ -1,42 +1,55 @@
-"""The test vocabulary: real services, isolated keys and topics, and agents made to order."""
+"""The test vocabulary: real services, isolated keys and topics, and agents made to order.
+
+The fast tier (``make test-fast``) is every test that asks for no real service and is not marked slow:
+a test that uses the ``redis_service`` or ``mqtt_service`` fixture, directly or through another fixture
+(``redis_url``, ``redis_client``, ``peer``...), is marked ``server`` here, and ``make test-fast`` runs
+``-m "not server and not slow"``. Redis logic that needs no server (our Lua scripts included) can run on
+fakeredis as well: a module that overrides ``redis_client`` and ``key_prefix`` with ``fake_or_real_redis``
+runs each test twice, on fakeredis (fast) and on the real server (``make test``).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import fakeredis
 import pytest
 import redis
 
 from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL
-from tests.services import Service, find_or_start
+from tests.services import Service, find_or_start, mosquitto_command, redis_command
 
 if TYPE_CHECKING:
     from tests.e2e.stack import MqttPeer
 
 REPO = Path(__file__).resolve().parent.parent
+# The fixtures that find or start a real server: a test that depends on one is not in the fast tier.
+SERVER_FIXTURES = frozenset({"redis_service", "mqtt_service"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
 
 
 @pytest.fixture(scope="session")
 def redis_service() -> Iterator[Service]:
-    service = find_or_start(
-        "redis",
-        environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL),
-        "redis-server",
-        ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{tmp}"],
-    )
+    service = find_or_start("redis", environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL), "redis-server",
+                            redis_command)
     yield service
     service.stop()
 
 
 @pytest.fixture(scope="session")
 def mqtt_service() -> Iterator[Service]:
-    service = find_or_start(
-        "mosquitto", environment.value(environment.MQTT_URL, "mqtt://127.0.0.1:1883"), "mosquitto", ["-p", "{port}"]
-    )
+    service = find_or_start("mosquitto", environment.value(environment.MQTT_URL, "mqtt://127.0.0.1:1883"),
+                            "mosquitto", mosquitto_command)
     yield service
     service.stop()
 
@@ -83,4 +96,25 @@ def peer(mqtt_url: str) -> Iterator[MqttPeer]:
 
     client = MqttPeer(mqtt_url)
     yield client
+    client.close()
+
+
+@dataclass
+class RedisUnderTest:
+    client: redis.Redis
+    prefix: str
+
+
+@pytest.fixture(params=[pytest.param("fakeredis"), pytest.param("redis", marks=pytest.mark.server)])
+def fake_or_real_redis(request: pytest.FixtureRequest) -> Iterator[RedisUnderTest]:
+    """A client (decoding responses) and a key prefix of this test's own, on fakeredis, then on the real Redis."""
+    if request.param == "fakeredis":
+        client: redis.Redis = fakeredis.FakeRedis(decode_responses=True)
+    else:
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"), decode_responses=True)
+    prefix = f"agent2389-test-{uuid.uuid4().hex[:12]}"
+    yield RedisUnderTest(client, prefix)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
     client.close()

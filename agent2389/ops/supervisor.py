@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent2389.ops.processes import terminate
+
 log = logging.getLogger("agent2389.up")
 # The exit code of every agent2389 command that cannot start at all (argparse's, a ConfigError's).
 CANNOT_START = 2
@@ -122,8 +124,7 @@ class Supervisor:
             stage = [child for child in self.children if in_stage(child.name)]
             for child in stage:
                 child.restart_at = None
-                if child.process.poll() is None:
-                    child.process.send_signal(signal.SIGTERM)
+                terminate(child.process)
             for child in stage:
                 try:
                     child.process.wait(timeout_s)

@@ -25,7 +25,9 @@ import redis
 
 from agent2389.config import environment
 from agent2389.config.settings import Settings
-from agent2389.ops.embedded import EmbeddedService, ensure_mqtt, ensure_redis
+from agent2389.ops.embedded import ensure_mqtt, ensure_redis
+from agent2389.ops.local_services import LocalService
+from agent2389.ops.processes import agent2389_command
 from agent2389.ops.readiness import ReadinessWatch
 from agent2389.ops.supervisor import CANNOT_START, Supervisor
 from agent2389.state.keys import Keys
@@ -74,13 +76,12 @@ def _stop_on_signals() -> threading.Event:
 def _start_processes(args: argparse.Namespace, settings: Settings, env: dict[str, str]) -> Supervisor:
     restarts = RestartCounter(settings)
     supervisor = Supervisor(lambda command: _spawn(command, env), on_restart=restarts.record)
-    base = [sys.executable, "-m", "agent2389.ops.cli"]
-    config = ["--config", str(args.config)]
     env[environment.WEB_PORT] = str(args.port)
     for index in range(args.workers):
-        supervisor.start(f"worker-{index + 1}", [*base, "worker", *config, "--concurrency", str(args.concurrency)])
-    supervisor.start("web", [*base, "web", *config, "--port", str(args.port)])
-    supervisor.start("bridge", [*base, "bridge", *config])
+        supervisor.start(f"worker-{index + 1}",
+                         agent2389_command("worker", args.config, "--concurrency", str(args.concurrency)))
+    supervisor.start("web", agent2389_command("web", args.config, "--port", str(args.port)))
+    supervisor.start("bridge", agent2389_command("bridge", args.config))
     return supervisor
 
 
@@ -128,7 +129,7 @@ class RestartCounter:
             log.warning("could not record the restart of %s (%s)", name, type(exc).__name__)
 
 
-def _embedded_services(settings: Settings, env: dict[str, str]) -> list[EmbeddedService]:
+def _embedded_services(settings: Settings, env: dict[str, str]) -> list[LocalService]:
     started = []
     redis_service = ensure_redis(settings.redis_url)
     if redis_service is not None:

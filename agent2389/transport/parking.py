@@ -35,7 +35,8 @@ def suspects_key(queue_key: str) -> str:
     return f"parked_suspects:{queue_key}"
 
 
-# KEYS: queue, parked, suspects (full names). ARGV: seconds in transit before a message is given back.
+# KEYS: queue, parked, suspects (full names). ARGV: seconds in transit before a message is given back, the
+# caller's clock (seconds; the caller's, as the batch fetch's lease times are).
 # Returns the delivery tags put back on the queue.
 _SWEEP = """
 local parked = redis.call('HLEN', KEYS[2])
@@ -49,8 +50,7 @@ local seen = {}
 local before = redis.call('HGETALL', KEYS[3])
 for i = 1, #before, 2 do seen[before[i]] = tonumber(before[i + 1]) end
 redis.call('DEL', KEYS[3])
-local now = tonumber(redis.call('TIME')[1])
-local grace = tonumber(ARGV[1])
+local grace, now = tonumber(ARGV[1]), tonumber(ARGV[2])
 local returned = {}
 local entries = redis.call('HGETALL', KEYS[2])
 for i = 1, #entries, 2 do
@@ -78,9 +78,10 @@ class ParkingSweeper:
         self._prefix = key_prefix
         self._grace_s = grace_s
 
-    def sweep(self, queue_key: str) -> list[str]:
+    def sweep(self, queue_key: str, now: float) -> list[str]:
+        """Give back what was in transit longer than the grace time, ``now`` (seconds) by the caller's clock."""
         keys = [self._prefix + k for k in (queue_key, parked_key(queue_key), suspects_key(queue_key))]
-        returned: Any = self._script(keys=keys, args=[self._grace_s])
+        returned: Any = self._script(keys=keys, args=[self._grace_s, repr(now)])
         return [t.decode() if isinstance(t, bytes) else str(t) for t in returned or []]
 
 

@@ -170,7 +170,7 @@ class LeasedChannel(kombu_redis.Channel):
         sweeper = self._sweeper()
         for queue in list(self.active_queues):
             try:
-                returned = sweeper.sweep(self._q_for_pri(queue, 0))
+                returned = sweeper.sweep(self._q_for_pri(queue, 0), time())
             except redis.RedisError as exc:
                 log.warning("could not sweep parked messages of %s (%s)", queue, type(exc).__name__)
                 return

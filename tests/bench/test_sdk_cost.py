@@ -6,6 +6,9 @@ import pytest
 
 from bench import sdk_cost
 
+# Runs the SDK cost script in processes of its own.
+pytestmark = pytest.mark.slow
+
 
 def test_the_sdk_cost_script_prints_a_row_of_cpu_per_call_for_each_thread_count(
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +14,7 @@ import redis
 from agent2389.config.agent import AgentConfig
 from agent2389.protocol.envelope import TaskEnvelope
 from agent2389.state.keys import Keys
-from agent2389.state.ledger import TaskLedger
+from agent2389.state.ledger import PENDING, TaskLedger
 from agent2389.state.stats import StatsRecorder
 from bridge.dispatcher import Dispatcher
 from bridge.inbox import Inbox
@@ -38,9 +38,17 @@ class FakeLink:
     def __init__(self) -> None:
         self.acked: list[int] = []
         self.errors: list[tuple[str, Any]] = []
+        self._acked_more = threading.Condition()
 
     def ack(self, message: paho.MQTTMessage) -> None:
-        self.acked.append(message.mid)
+        with self._acked_more:
+            self.acked.append(message.mid)
+            self._acked_more.notify_all()
+
+    def wait_for_acks(self, count: int, timeout_s: float = 10) -> None:
+        with self._acked_more:
+            assert self._acked_more.wait_for(lambda: len(self.acked) >= count, timeout_s), (
+                f"{count} message(s) not acknowledged within {timeout_s} s: {self.acked}")
 
     def publish_error(self, topic: str, error: Any) -> Published:
         self.errors.append((topic, error))
@@ -68,6 +76,27 @@ class FlakyEnqueuer:
             queued(position, self.enqueue(agent_id, envelope))
 
 
+class WatchedLedger(TaskLedger):
+    """The real ledger, counting the claims it answered ``pending`` (another bridge is queueing that task)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        super().__init__(client, keys)
+        self.pending = 0
+        self._answered = threading.Condition()
+
+    def claim_many(self, fingerprints: list[str]) -> list[str]:
+        answers = super().claim_many(fingerprints)
+        with self._answered:
+            self.pending += answers.count(PENDING)
+            self._answered.notify_all()
+        return answers
+
+    def wait_for_pending(self, count: int, timeout_s: float = 10) -> None:
+        with self._answered:
+            assert self._answered.wait_for(lambda: self.pending >= count, timeout_s), (
+                f"fewer than {count} claims answered pending within {timeout_s} s")
+
+
 def message(mid: int, task_id: str, payload: bytes | None = None) -> paho.MQTTMessage:
     msg = paho.MQTTMessage(mid, b"/control/agents/a/input")
     msg.payload = payload or json.dumps({"task_id": task_id, "conversation_id": "c",
@@ -76,10 +105,12 @@ def message(mid: int, task_id: str, payload: bytes | None = None) -> paho.MQTTMe
     return msg
 
 
-def dispatcher(redis_client: redis.Redis, key_prefix: str, enqueuer: FlakyEnqueuer) -> tuple[Dispatcher, FakeLink]:
+def dispatcher(redis_client: redis.Redis, key_prefix: str, enqueuer: FlakyEnqueuer,
+               ledger: TaskLedger | None = None) -> tuple[Dispatcher, FakeLink]:
     keys = Keys(key_prefix)
     link = FakeLink()
-    return Dispatcher(link, Inbox(), TaskLedger(redis_client, keys), enqueuer, StatsRecorder(redis_client, keys)), link
+    ledger = ledger or TaskLedger(redis_client, keys)
+    return Dispatcher(link, Inbox(), ledger, enqueuer, StatsRecorder(redis_client, keys)), link
 
 
 def test_a_task_is_acknowledged_only_after_the_enqueue_finally_succeeds(redis_client: redis.Redis,
@@ -89,9 +120,7 @@ def test_a_task_is_acknowledged_only_after_the_enqueue_finally_succeeds(redis_cl
     dispatch.start()
     task_id = str(uuid.uuid4())
     dispatch.inbox.put(message(7, task_id))
-    deadline = time.monotonic() + 10
-    while not link.acked and time.monotonic() < deadline:
-        time.sleep(0.05)
+    link.wait_for_acks(1)
     dispatch.stop()
     assert enqueuer.sent == [task_id] and link.acked == [7]
 
@@ -109,19 +138,17 @@ def test_a_delivery_claimed_by_a_bridge_that_died_waits_for_the_claim_and_is_the
     redis_client: redis.Redis, key_prefix: str
 ) -> None:
     task_id = str(uuid.uuid4())
-    ledger = TaskLedger(redis_client, Keys(key_prefix))
+    ledger = WatchedLedger(redis_client, Keys(key_prefix))
     fingerprint = TaskEnvelope.model_validate(json.loads(message(1, task_id).payload)).pipeline_fingerprint()
     assert ledger.claim(fingerprint) == "new"  # the dead bridge's claim, never confirmed
     enqueuer = FlakyEnqueuer(failures=0)
-    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
+    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer, ledger)
     dispatch.start()
     dispatch.inbox.put(message(3, task_id))
-    time.sleep(1.0)
+    ledger.wait_for_pending(2)  # asked, and asked again: it waits
     assert link.acked == [] and enqueuer.sent == []
     redis_client.delete(Keys(key_prefix).ledger(fingerprint))  # as if the claim expired
-    deadline = time.monotonic() + 10
-    while not link.acked and time.monotonic() < deadline:
-        time.sleep(0.05)
+    link.wait_for_acks(1)
     dispatch.stop()
     assert enqueuer.sent == [task_id] and link.acked == [3]
 
@@ -130,17 +157,12 @@ def fingerprint_of(task_id: str) -> str:
     return TaskEnvelope.model_validate(json.loads(message(0, task_id).payload)).pipeline_fingerprint()
 
 
-def run_backlog(dispatch: Dispatcher, link: FakeLink, messages: list[paho.MQTTMessage],
-                before_stop: Any = None) -> None:
+def run_backlog(dispatch: Dispatcher, link: FakeLink, messages: list[paho.MQTTMessage]) -> None:
     """Submit every message before the dispatcher starts, as a backlog, and wait until all are acknowledged."""
     for msg in messages:
         dispatch.inbox.put(msg)
     dispatch.start()
-    deadline = time.monotonic() + 10
-    while len(link.acked) < len(messages) and time.monotonic() < deadline:
-        if before_stop is not None:
-            before_stop()
-        time.sleep(0.05)
+    link.wait_for_acks(len(messages))
     dispatch.stop()
 
 
@@ -211,20 +233,19 @@ def test_duplicates_and_invalid_messages_in_a_backlog_are_answered_in_their_plac
 def test_a_backlog_waits_at_a_task_another_bridge_is_queueing_and_keeps_its_order(redis_client: redis.Redis,
                                                                                   key_prefix: str) -> None:
     enqueuer = FlakyEnqueuer(failures=0)
-    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer)
+    ledger = WatchedLedger(redis_client, Keys(key_prefix))
+    dispatch, link = dispatcher(redis_client, key_prefix, enqueuer, ledger)
     task_ids = [str(uuid.uuid4()) for _ in range(6)]
-    ledger = TaskLedger(redis_client, Keys(key_prefix))
     assert ledger.claim(fingerprint_of(task_ids[2])) == "new"  # another bridge's claim, never confirmed
     for n, task_id in enumerate(task_ids):
         dispatch.inbox.put(message(n, task_id))
     dispatch.start()
-    time.sleep(1.0)
+    link.wait_for_acks(2)
+    ledger.wait_for_pending(2)  # asked, and asked again: it waits at the third
     assert enqueuer.sent == task_ids[:2] and link.acked == [0, 1]
     assert ledger.state(fingerprint_of(task_ids[3])) is None  # nothing after the wait is claimed meanwhile
     redis_client.delete(Keys(key_prefix).ledger(fingerprint_of(task_ids[2])))  # as if the claim expired
-    deadline = time.monotonic() + 10
-    while len(link.acked) < 6 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    link.wait_for_acks(6)
     dispatch.stop()
     assert enqueuer.sent == task_ids and link.acked == list(range(6))
 

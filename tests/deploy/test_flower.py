@@ -7,8 +7,12 @@ import subprocess
 from typing import Any
 
 import kubernetes_validate
+import pytest
 
 from tests.deploy.conftest import load_yaml, load_yaml_documents, repo_path, require_tool
+
+# Renders and validates the Kubernetes overlay.
+pytestmark = pytest.mark.slow
 
 FLOWER = ["celery", "-A", "agent2389", "flower"]
 

@@ -20,6 +20,9 @@ from agent2389.ops.cli import build_parser
 from tests.conftest import REPO
 from tests.deploy.conftest import load_yaml, load_yaml_documents, repo_path, require_tool
 
+# Every manifest against the Kubernetes schemas of several versions.
+pytestmark = pytest.mark.slow
+
 # The oldest Kubernetes still commonly run, and the newest the schemas know.
 KUBERNETES_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 CLUSTER_SCOPED = {"Namespace"}

@@ -16,9 +16,12 @@ import pytest
 
 from agent2389.config.agent import MqttSection
 from agent2389.config.files import inspect_config
-from agent2389.ops.embedded import answers
+from agent2389.ops.local_services import answers
 from tests.deploy.conftest import connects, repo_path, require_tool
 from tests.services import free_port
+
+# Starts Mosquitto brokers of its own (TLS, passwords).
+pytestmark = pytest.mark.server
 
 
 def local_copy(conf: str, tmp_path: Path, ports: dict[int, int], certs: Path | None = None,

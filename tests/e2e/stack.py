@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -20,6 +17,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent2389.ops.processes import Child, agent2389_command, start_child
 from tests.conftest import REPO
 
 
@@ -43,10 +41,10 @@ def write_agent(directory: Path, agent_id: str, mqtt_url: str, extra: str = "", 
 
 
 @dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
+class Process(Child):
+    """A started agent2389 process (agent2389.ops.processes.Child) whose JSON log lines a test can read."""
+
+    # A log file the starter opened for it (tests/e2e/celery_tools.py), closed when it stops.
     log_file: Any = None
 
     def signal(self, signum: int) -> None:
@@ -54,12 +52,8 @@ class Process:
             self.popen.send_signal(signum)
 
     def stop(self, timeout_s: float = 15) -> int:
-        self.signal(signal.SIGTERM)
         try:
-            return self.popen.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait(5)
+            return super().stop(timeout_s)
         finally:
             if self.log_file is not None:
                 self.log_file.close()
@@ -94,13 +88,9 @@ class Stack:
 
     def start(self, command: str, *args: str) -> Process:
         name = f"{command}-{len(self.processes)}"
-        log_path = self.log_dir / f"{name}.log"
-        handle = log_path.open("wb")
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "agent2389.ops.cli", command, "--config", str(self.config_dir), *args],
-            stdout=handle, stderr=subprocess.STDOUT, env=self.env(), cwd=REPO,
-        )
-        process = Process(name, popen, log_path, handle)
+        child = start_child(name, agent2389_command(command, self.config_dir, *args), self.env(),
+                            self.log_dir / f"{name}.log", cwd=REPO)
+        process = Process(child.name, child.popen, child.log_path)
         self.processes.append(process)
         return process
 

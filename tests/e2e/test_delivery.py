@@ -36,13 +36,20 @@ def start_slow_agent(stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: s
     return slow, worker
 
 
+def in_progress(redis_client: redis.Redis, stack: Stack, agent_id: str) -> int:
+    """How many of the agent's tasks a worker has started and not finished, as the operations view shows."""
+    settings = Settings(redis_url=stack.redis_url, key_prefix=stack.key_prefix)
+    return sum(q["in_progress"] for q in inspection.queues(read_snapshot(redis_client, settings))
+               if q["agent"] == agent_id)
+
+
 def test_a_worker_killed_mid_task_loses_nothing_and_answers_once(
-    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str
+    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str, redis_client: redis.Redis
 ) -> None:
     cid = conversation()
     slow, doomed = start_slow_agent(stack, peer, config_dir, mqtt_url, unique_id, 3, cid)
     sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(5)}
-    time.sleep(1.5)
+    wait_until(lambda: in_progress(redis_client, stack, slow) == 5, 15, "the worker runs all five tasks")
     doomed.signal(signal.SIGKILL)
     killed_at = time.monotonic()
     stack.worker()
@@ -61,16 +68,12 @@ def test_a_killed_workers_tasks_stop_counting_as_in_progress_at_once_and_end_com
     cid = conversation()
     slow, doomed = start_slow_agent(stack, peer, config_dir, mqtt_url, unique_id, 4, cid)
     settings = Settings(redis_url=stack.redis_url, key_prefix=stack.key_prefix)
-
-    def in_progress() -> int:
-        return sum(q["in_progress"] for q in inspection.queues(read_snapshot(redis_client, settings))
-                   if q["agent"] == slow)
-
     sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(3)}
-    wait_until(lambda: in_progress() == 3, 15, "three tasks are in progress")
+    wait_until(lambda: in_progress(redis_client, stack, slow) == 3, 15, "three tasks are in progress")
     doomed.signal(signal.SIGKILL)
     killed_at = time.monotonic()
-    wait_until(lambda: in_progress() == 0, 15, "the dead worker's tasks are no longer in progress")
+    wait_until(lambda: in_progress(redis_client, stack, slow) == 0, 15,
+               "the dead worker's tasks are no longer in progress")
     assert time.monotonic() - killed_at < 3 * settings.worker_heartbeat_s + 2
     stack.worker()
     answers = peer.expect(3, timeout_s=40)
@@ -80,7 +83,8 @@ def test_a_killed_workers_tasks_stop_counting_as_in_progress_at_once_and_end_com
         rows = inspection.tasks(redis_client, Keys(stack.key_prefix), inspection.TaskQuery(agent=slow))
         return {row["state"] for row in rows}
 
-    wait_until(lambda: states() == {"completed"} and in_progress() == 0, 5, "every task is recorded completed")
+    wait_until(lambda: states() == {"completed"} and in_progress(redis_client, stack, slow) == 0, 5,
+               "every task is recorded completed")
 
 
 def test_a_task_published_while_the_bridge_is_down_is_answered_when_it_returns(
@@ -160,12 +164,12 @@ def test_an_agent_without_workers_is_unavailable_and_its_tasks_wait_for_one(
 
 
 def test_a_worker_stopped_gracefully_finishes_what_it_holds(
-    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str
+    stack: Stack, peer: MqttPeer, config_dir: Path, mqtt_url: str, unique_id: str, redis_client: redis.Redis
 ) -> None:
     cid = conversation()
     slow, worker = start_slow_agent(stack, peer, config_dir, mqtt_url, unique_id, 2, cid)
     sent = {peer.send_task(slow, cid, f"t{i}")["task_id"] for i in range(4)}
-    time.sleep(1)
+    wait_until(lambda: in_progress(redis_client, stack, slow) == 4, 15, "the worker runs all four tasks")
     worker.signal(signal.SIGTERM)
     answers = peer.expect(4, timeout_s=20)
     assert {body["task_id"] for _, body, _ in answers} == sent

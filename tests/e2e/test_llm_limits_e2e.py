@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes import anthropic_api
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Delay, Text
 from tests.e2e.stack import MqttPeer, Stack
-from tests.fakes import anthropic_api
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Delay, Text
 from workers.llm.limiter import LEASE_S, POLL_S
 
 fake_anthropic = anthropic_api.fake_anthropic

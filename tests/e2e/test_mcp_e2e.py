@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from fakes import anthropic_api
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Reply, Text, ToolUse, tool_calls, tool_results
 from tests.e2e.stack import MqttPeer, Stack, write_agent
 from tests.e2e.test_reverification import wait_for_log
-from tests.fakes import anthropic_api
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Reply, Text, ToolUse, tool_calls, tool_results
 from tests.workers.tools.mcp.conftest import HttpServer
 
 fake_anthropic = anthropic_api.fake_anthropic

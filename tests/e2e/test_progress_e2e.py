@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from fakes import anthropic_api
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Reply, Text, ToolUse, tool_calls, tool_results
 from tests.conftest import REPO
 from tests.e2e.stack import MqttPeer, Stack, write_agent
-from tests.fakes import anthropic_api
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Reply, Text, ToolUse, tool_calls, tool_results
 
 fake_anthropic = anthropic_api.fake_anthropic
 pytestmark = pytest.mark.slow  # a worker start-up imports the Anthropic SDK: about 5 s

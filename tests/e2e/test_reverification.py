@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes import anthropic_api
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Text
 from tests.e2e.stack import MqttPeer, Process, Stack, write_agent
-from tests.fakes import anthropic_api
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Text
 
 fake_anthropic = anthropic_api.fake_anthropic
 pytestmark = pytest.mark.slow  # a worker start-up imports the Anthropic SDK: about 5 s

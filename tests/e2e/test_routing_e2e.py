@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from agent2389.state.keys import Keys
+from fakes.gatekeeper import complete, forward_to, gatekeeper
 from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
-from tests.fakes.gatekeeper import complete, forward_to, gatekeeper
 
 
 def routing(strategy: str, allow: list[str], extra: str = "") -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from agent2389.ops.embedded import answers
+from agent2389.ops.local_services import answers
 from agent2389.state.keys import Keys
 from agent2389.state.presence import Presence, WorkerInfo
 from tests.conftest import REPO

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from agent2389.protocol.errors import LLMError
-from tests.fakes import anthropic_api
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Failure, Text, ToolUse, tool_calls
+from fakes import anthropic_api
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Failure, Text, ToolUse, tool_calls
 from tests.workers.llm.agents import agent_for
 from workers.llm.anthropic_runner import AnthropicRunner
 from workers.llm.base import TaskRequest

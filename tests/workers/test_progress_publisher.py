@@ -14,10 +14,10 @@ import redis
 from agent2389.config.agent import MqttSection
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
+from fakes import anthropic_api
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.e2e.stack import MqttPeer, wait_until
-from tests.fakes import anthropic_api
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.reliability.private_services import PrivateService, private_mosquitto
 from tests.workers.llm.agents import agent_for
 from tests.workers.tools.sample_tools import SAMPLE

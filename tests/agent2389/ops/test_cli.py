@@ -3,7 +3,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
+
+# The command runs as a process of its own, as an operator runs it.
+pytestmark = pytest.mark.slow
 
 
 def agent2389(*args: str) -> subprocess.CompletedProcess[str]:

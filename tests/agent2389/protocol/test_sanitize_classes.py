@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from agent2389.protocol.sanitize import MAX_CHARS, sanitize_error_message
 
+# Property tests: thousands of generated inputs.
+pytestmark = pytest.mark.slow
+
 # Characters a password may hold in a key=value form and, percent-encoded or not, in a URL's userinfo.
 PASSWORD_CHARS = string.ascii_letters + string.digits + "-_.~!$%*+=^#"
 WORD_CHARS = string.ascii_letters + string.digits + "-_"

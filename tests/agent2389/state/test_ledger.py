@@ -1,7 +1,21 @@
+import pytest
 import redis
 
 from agent2389.state.keys import Keys
 from agent2389.state.ledger import CLAIM_TTL_S, DUPLICATE, NEW, PENDING, TaskLedger
+from tests.conftest import RedisUnderTest
+
+# The ledger is Lua scripts on plain keys: every test runs on fakeredis (the fast tier) and on the real Redis.
+
+
+@pytest.fixture
+def redis_client(fake_or_real_redis: RedisUnderTest) -> redis.Redis:
+    return fake_or_real_redis.client
+
+
+@pytest.fixture
+def key_prefix(fake_or_real_redis: RedisUnderTest) -> str:
+    return fake_or_real_redis.prefix
 
 
 def ledger(redis_client: redis.Redis, key_prefix: str) -> TaskLedger:

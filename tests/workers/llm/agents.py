@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from agent2389.config.agent import AgentConfig
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.openai_api import FakeOpenAI
+from fakes.anthropic_api import FakeAnthropic
+from fakes.openai_api import FakeOpenAI
 from workers.llm.base import TaskRequest
 
 

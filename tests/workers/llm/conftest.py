@@ -8,8 +8,8 @@ import pytest
 
 from agent2389.config.agent import AgentConfig
 from agent2389.state.stats import StatsRecorder
-from tests.fakes.anthropic_api import fake_anthropic  # noqa: F401 (the fixture)
-from tests.fakes.openai_api import fake_openai  # noqa: F401 (the fixture)
+from fakes.anthropic_api import fake_anthropic  # noqa: F401 (the fixture)
+from fakes.openai_api import fake_openai  # noqa: F401 (the fixture)
 from workers.llm.anthropic_runner import AnthropicRunner
 
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from agent2389.protocol.errors import ErrorCode, LLMError
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Delay, Failure, Text
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Delay, Failure, Text
 from tests.workers.llm.agents import agent_for, task
 from workers.llm.anthropic_runner import AnthropicRunner
 

@@ -15,8 +15,8 @@ import redis
 from agent2389.protocol.errors import BudgetExceededError, ErrorCode, LLMError
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.workers.llm.agents import agent_for, task
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.llm.anthropic_runner import AnthropicRunner
@@ -132,10 +132,15 @@ def test_a_hanging_tool_is_stopped_and_the_llm_is_told(fake_anthropic: FakeAnthr
 
 
 def test_a_hanging_tool_does_not_hold_up_other_tasks(fake_anthropic: FakeAnthropic, runner_for: MakeRunner) -> None:
+    tool_called = threading.Event()
+
     def respond(request: dict[str, Any]) -> Any:
         if request["messages"][0]["content"] != "hang":
             return Text("quick answer")
-        return Text("gave up on the tool") if tool_results(request) else tool_calls(ToolUse("spin", {}))
+        if tool_results(request):
+            return Text("gave up on the tool")
+        tool_called.set()
+        return tool_calls(ToolUse("spin", {}))
 
     fake_anthropic.respond(respond)
     agent = agent_for(fake_anthropic, tools={"spin": {"impl": SAMPLE + "SpinTool", "timeout_s": 2}})
@@ -144,7 +149,7 @@ def test_a_hanging_tool_does_not_hold_up_other_tasks(fake_anthropic: FakeAnthrop
     answers: dict[str, str] = {}
     hanging = threading.Thread(target=lambda: answers.update(hang=runner.run(task(agent, None, "hang"))))
     hanging.start()
-    time.sleep(0.3)
+    assert tool_called.wait(10), "the hanging task never called its tool"
 
     quick = runner.run(task(agent, None, "quick"))
     still_hanging = hanging.is_alive()

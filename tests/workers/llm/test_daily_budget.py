@@ -9,8 +9,8 @@ import redis
 
 from agent2389.protocol.errors import ErrorCode, LLMError
 from agent2389.state.keys import Keys
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Text
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Text
 from tests.workers.llm.agents import agent_for, task
 from workers.llm.anthropic_runner import AnthropicRunner
 from workers.llm.daily_budget import DailyBudget

@@ -16,9 +16,9 @@ import redis
 
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Failure, Reply, Text
 from tests.conftest import REPO
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Failure, Reply, Text
 from tests.workers.llm.agents import agent_for, task
 from workers.llm.anthropic_runner import AnthropicRunner
 from workers.llm.limiter import LEASE_S, POLL_S, FleetLimiter, Limits

@@ -14,8 +14,8 @@ import redis
 from agent2389.protocol.errors import BudgetExceededError, LLMError
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
-from tests.fakes.anthropic_replies import Delay, Failure, Text, ToolUse, tool_calls
-from tests.fakes.openai_api import API_KEY_ENV, FakeOpenAI
+from fakes.anthropic_replies import Delay, Failure, Text, ToolUse, tool_calls
+from fakes.openai_api import API_KEY_ENV, FakeOpenAI
 from tests.workers.llm.agents import agent_for, task
 from workers.llm import FleetLimits, build_runner
 from workers.llm.openai_runner import OpenAIRunner

@@ -13,8 +13,8 @@ from agent2389.config.agent import AgentConfig
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
 from agent2389.state.usage import TokenUsage, cost
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.workers.llm.agents import agent_for, task
 from web import inspection
 from workers.llm.anthropic_runner import AnthropicRunner

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from agent2389.config.files import load_agents
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
+from fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.conftest import REPO
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
 from tests.workers.llm.agents import task
 from workers.llm import build_runner
 from workers.llm.anthropic_runner import AnthropicRunner

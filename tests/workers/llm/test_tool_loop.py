@@ -9,9 +9,9 @@ import pytest
 
 from agent2389.config.agent import AgentConfig
 from agent2389.protocol.errors import LLMError
-from tests.fakes.anthropic_api import FakeAnthropic
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls
-from tests.fakes.openai_api import FakeOpenAI
+from fakes.anthropic_api import FakeAnthropic
+from fakes.anthropic_replies import Text, ToolUse, tool_calls
+from fakes.openai_api import FakeOpenAI
 from tests.workers.llm.agents import agent_for, task
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.llm.anthropic_runner import AnthropicRunner

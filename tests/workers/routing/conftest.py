@@ -16,7 +16,7 @@ from agent2389.config.agent import AgentConfig
 from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
-from tests.fakes.anthropic_api import fake_anthropic  # noqa: F401 (the fixture)
+from fakes.anthropic_api import fake_anthropic  # noqa: F401 (the fixture)
 from workers.llm.echo import EchoRunner
 from workers.processing import Deps, process
 from workers.routing import Router

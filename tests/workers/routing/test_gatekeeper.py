@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.gatekeeper import HANG, complete, forward_to, gatekeeper
+from fakes.gatekeeper import HANG, complete, forward_to, gatekeeper
 from tests.workers.routing.conftest import Bench, Listed, agent, v2_task
 
 

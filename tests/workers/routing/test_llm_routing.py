@@ -7,8 +7,8 @@ from typing import Any
 
 from agent2389.config.agent import AgentConfig
 from agent2389.state.stats import StatsRecorder
-from tests.fakes.anthropic_api import MODELS, FakeAnthropic
-from tests.fakes.anthropic_replies import Failure, Text, ToolUse, tool_calls
+from fakes.anthropic_api import MODELS, FakeAnthropic
+from fakes.anthropic_replies import Failure, Text, ToolUse, tool_calls
 from tests.workers.routing.conftest import Bench, v2_task
 from workers.llm import build_runner
 

@@ -17,8 +17,12 @@ from agent2389.logs import JsonFormatter, span
 from agent2389.protocol.errors import ToolExecutionError
 from agent2389.state.keys import Keys
 from agent2389.state.stats import StatsRecorder
+from tests.e2e.stack import wait_until
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.executor import ToolCall, ToolExecutor
+
+# Every test starts tool processes (a Python interpreter each).
+pytestmark = pytest.mark.slow
 
 MakeExecutor = Callable[..., ToolExecutor]
 STRICT = {"impl": SAMPLE + "BrokenTool"}
@@ -81,7 +85,7 @@ def test_a_tool_stuck_in_a_loop_is_stopped_at_its_timeout_while_other_calls_go_o
 
     spinner = threading.Thread(target=spin)
     spinner.start()
-    time.sleep(0.2)
+    wait_until(lambda: stuck_pid not in executor._pool.pids(), 10, "the spin call has its tool process")
     meanwhile = [executor.run(ToolCall("echo", {"text": str(n)})) for n in range(3)]
     spinning_while_others_ran = spinner.is_alive()
     spinner.join(timeout=15)

@@ -7,10 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from agent2389.config.agent import ToolSpec
 from tests.conftest import REPO
 from tests.workers.tools.sample_tools import SAMPLE
 from workers.tools.process import ToolProcess
+
+# Every test starts a tool process.
+pytestmark = pytest.mark.slow
 
 # The worker dies while its tool process is stuck in a loop, so closing stdin cannot end the tool process.
 WORKER_THAT_DIES = f"""

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent2389.protocol.errors import RetryableToolError, ToolExecutionError
-from tests.fakes.http_server import Answer, LocalServer, Seen, serving
+from fakes.http_server import Answer, LocalServer, Seen, serving
 from tests.workers.tools.sample_tools import agent_with_tools
 from workers.tools.builtins.http_request import HttpRequestTool
 from workers.tools.executor import ToolCall, ToolExecutor

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from agent2389.protocol.errors import RetryableToolError, ToolExecutionError
-from tests.fakes.http_server import Answer, LocalServer, Seen, serving
+from fakes.http_server import Answer, LocalServer, Seen, serving
 from workers.tools.builtins.search_providers import SearchResult
 from workers.tools.builtins.web_search import WebSearchTool
 

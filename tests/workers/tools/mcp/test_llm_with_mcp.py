@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.fakes.anthropic_api import FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
+import pytest
+
+from fakes.anthropic_api import FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
+from fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.workers.llm.agents import agent_for, task
 from tests.workers.tools.mcp.conftest import stdio_entry
 from workers.llm.anthropic_runner import AnthropicRunner
+
+# An MCP server runs as a process of its own.
+pytestmark = pytest.mark.slow
 
 
 def test_the_model_calls_an_mcp_tool_gets_its_result_and_answers(

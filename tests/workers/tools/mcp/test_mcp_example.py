@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from agent2389.config.files import load_agents
+from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
+from fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.conftest import REPO
-from tests.fakes.anthropic_api import API_KEY_ENV, FakeAnthropic, fake_anthropic  # noqa: F401 (the fixture)
-from tests.fakes.anthropic_replies import Text, ToolUse, tool_calls, tool_results
 from tests.workers.llm.agents import task
 from workers.llm.anthropic_runner import AnthropicRunner
+
+# The example MCP server runs as a process of its own.
+pytestmark = pytest.mark.slow
 
 EXAMPLE = REPO / "config" / "examples" / "mcp"
 # The example runs `python3`: the environment's interpreter first, as with an activated venv.

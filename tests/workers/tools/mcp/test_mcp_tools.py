@@ -22,6 +22,9 @@ from tests.workers.tools.sample_tools import SAMPLE
 from workers.progress import TaskProgress
 from workers.tools.executor import ToolCall, ToolExecutor
 
+# MCP servers run as processes of their own: seconds per test.
+pytestmark = pytest.mark.slow
+
 MakeExecutor = Callable[..., ToolExecutor]
 Entry = Callable[..., dict[str, Any]]
 

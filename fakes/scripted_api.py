@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from tests.fakes.anthropic_replies import Answered, Delay, Failure, Reply, Responder
+from fakes.anthropic_replies import Answered, Delay, Failure, Reply, Responder
 
 Answer = tuple[int, dict[str, str], Any]
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_replies import Failure, Text, ToolCalls
-from tests.fakes.scripted_api import Answer, ScriptedAPI
+from fakes.anthropic_replies import Failure, Text, ToolCalls
+from fakes.scripted_api import Answer, ScriptedAPI
 
 API_KEY_ENV = "FAKE_OPENAI_API_KEY"
 MODEL = "gpt-fake-1"

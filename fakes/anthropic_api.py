@@ -7,7 +7,7 @@ the way the real API does where a tool loop can get them wrong (auth, alternatin
 every tool_use, no sampling parameters) and records every request.
 
 Other test packages use the fixture by importing it in their conftest.py:
-``from tests.fakes.anthropic_api import fake_anthropic  # noqa: F401``.
+``from fakes.anthropic_api import fake_anthropic  # noqa: F401``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_cache import PromptCache
-from tests.fakes.anthropic_checks import request_problem
-from tests.fakes.anthropic_replies import Failure, error_body, message_body
-from tests.fakes.scripted_api import Answer, Recorded, ScriptedAPI
+from fakes.anthropic_cache import PromptCache
+from fakes.anthropic_checks import request_problem
+from fakes.anthropic_replies import Failure, error_body, message_body
+from fakes.scripted_api import Answer, Recorded, ScriptedAPI
 
 __all__ = ["API_KEY_ENV", "MODELS", "FakeAnthropic", "Recorded", "fake_anthropic"]
 

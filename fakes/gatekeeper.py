@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.fakes.http_server import Answer, LocalServer, Seen
+from fakes.http_server import Answer, LocalServer, Seen
 
 # A scripted reply: an HTTP status with a JSON body, raw bytes, or HANG (no answer until the test ends).
 Reply = tuple[int, Any]
