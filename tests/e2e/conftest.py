@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import MqttPeer, Stack, write_agent
+from tests.e2e.stack import MqttPeer, Stack, start_announced, write_agent
 
 
 @pytest.fixture
@@ -35,10 +35,5 @@ def stack(config_dir: Path, redis_url: str, key_prefix: str, tmp_path: Path) -> 
 @pytest.fixture
 def running(stack: Stack, peer: MqttPeer, agents: dict[str, str]) -> Stack:
     """A bridge and one worker, with every agent announced ``available``."""
-    for agent_id in agents.values():
-        peer.subscribe(f"/control/agents/{agent_id}/status")
-    stack.worker()
-    stack.bridge()
-    for agent_id in agents.values():
-        peer.wait_for_status(agent_id, "available")
+    start_announced(stack, peer, agents.values())
     return stack

@@ -8,7 +8,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,36 @@ def write_agent(directory: Path, agent_id: str, mqtt_url: str, extra: str = "", 
         f'[llm]\nprovider = "echo"\nmodel = "echo"\n{llm}\n'
     )
     return path
+
+
+def write_file_reader(tmp_path: Path, agent_id: str, mqtt_url: str, llm_url: str, api_key_env: str) -> Path:
+    """An agents directory with one agent on an Anthropic-style API at ``llm_url`` whose only tool reads
+    files from a data directory holding ``recipe.txt``; returns the agents directory."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "recipe.txt").write_text("the secret ingredient is basil")
+    directory = tmp_path / "agents"
+    directory.mkdir()
+    (directory / f"{agent_id}.toml").write_text(
+        f'[agent]\nid = "{agent_id}"\n'
+        f'[mqtt]\nbroker_url = "{mqtt_url}"\n'
+        f'[llm]\nprovider = "anthropic"\nmodel = "claude-haiku-5-5"\nbase_url = "{llm_url}"\n'
+        f'api_key_env = "{api_key_env}"\nmax_retries = 0\ntimeout_s = 10\n'
+        f'[tools]\nfile_read = {{ impl = "builtin", config = {{ root = "{data}" }}, timeout_s = 5 }}\n'
+    )
+    return directory
+
+
+def start_announced(stack: Stack, peer: MqttPeer, agent_ids: Iterable[str]) -> None:
+    """A worker and a bridge, until the peer sees every agent announced ``available`` (the bridge lists its
+    agents in the registry before announcing them, so from then on they can also be routed to)."""
+    ids = list(agent_ids)
+    for agent_id in ids:
+        peer.subscribe(f"/control/agents/{agent_id}/status")
+    stack.worker()
+    stack.bridge()
+    for agent_id in ids:
+        peer.wait_for_status(agent_id, "available")
 
 
 @dataclass

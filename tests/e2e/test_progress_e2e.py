@@ -16,7 +16,7 @@ from fakes import anthropic_api
 from fakes.anthropic_api import API_KEY_ENV, FakeAnthropic
 from fakes.anthropic_replies import Reply, Text, ToolUse, tool_calls, tool_results
 from tests.conftest import REPO
-from tests.e2e.stack import MqttPeer, Stack, write_agent
+from tests.e2e.stack import MqttPeer, Stack, write_agent, write_file_reader
 
 fake_anthropic = anthropic_api.fake_anthropic
 pytestmark = pytest.mark.slow  # a worker start-up imports the Anthropic SDK: about 5 s
@@ -32,18 +32,7 @@ def agents(unique_id: str) -> dict[str, str]:
 
 @pytest.fixture
 def config_dir(tmp_path: Path, agents: dict[str, str], mqtt_url: str, fake_anthropic: FakeAnthropic) -> Path:
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "recipe.txt").write_text("the secret ingredient is basil")
-    directory = tmp_path / "agents"
-    directory.mkdir()
-    (directory / "reader.toml").write_text(
-        f'[agent]\nid = "{agents["reader"]}"\n'
-        f'[mqtt]\nbroker_url = "{mqtt_url}"\n'
-        f'[llm]\nprovider = "anthropic"\nmodel = "claude-haiku-5-5"\nbase_url = "{fake_anthropic.url}"\n'
-        f'api_key_env = "{API_KEY_ENV}"\nmax_retries = 0\ntimeout_s = 10\n'
-        f'[tools]\nfile_read = {{ impl = "builtin", config = {{ root = "{data}" }}, timeout_s = 5 }}\n'
-    )
+    directory = write_file_reader(tmp_path, agents["reader"], mqtt_url, fake_anthropic.url, API_KEY_ENV)
     write_agent(directory, agents["echo"], mqtt_url)
     return directory
 

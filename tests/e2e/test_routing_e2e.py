@@ -13,7 +13,7 @@ import redis
 
 from agent2389.state.keys import Keys
 from fakes.gatekeeper import complete, forward_to, gatekeeper
-from tests.e2e.stack import MqttPeer, Stack, wait_until, write_agent
+from tests.e2e.stack import MqttPeer, Stack, start_announced, wait_until, write_agent
 
 
 def routing(strategy: str, allow: list[str], extra: str = "") -> str:
@@ -29,17 +29,6 @@ def config_dir(tmp_path: Path, agents: dict[str, str], mqtt_url: str) -> Path:
     for agent_id in ids:
         write_agent(directory, agent_id, mqtt_url, llm=routing("llm", [i for i in ids if i != agent_id]))
     return directory
-
-
-def start(stack: Stack, peer: MqttPeer, agents: dict[str, str]) -> None:
-    """Bridge and worker, until the peer sees every agent announced ``available``: from then on a workflow
-    may be routed to any of them (the bridge lists its agents in the registry before announcing them)."""
-    for agent_id in agents.values():
-        peer.subscribe(f"/control/agents/{agent_id}/status")
-    stack.worker()
-    stack.bridge()
-    for agent_id in agents.values():
-        peer.wait_for_status(agent_id, "available")
 
 
 def v2_task(peer: MqttPeer, agent_id: str, cid: str, **fields: Any) -> dict[str, Any]:
@@ -61,7 +50,7 @@ def test_an_echo_workflow_visits_every_agent_once_and_the_last_answers_with_the_
     stack: Stack, peer: MqttPeer, agents: dict[str, str], redis_client: redis.Redis, key_prefix: str
 ) -> None:
     a, b, c = agents["a"], agents["b"], agents["c"]
-    start(stack, peer, agents)
+    start_announced(stack, peer, agents.values())
     cid = conversation(peer)
     task = v2_task(peer, a, cid)
     [(topic, answer, _)] = peer.expect(1, timeout_s=30)
@@ -89,7 +78,7 @@ def test_a_workflow_sent_the_moment_its_agents_are_announced_is_routed_not_compl
         for agent_id in (a, b, c):
             write_agent(config_dir, agent_id, mqtt_url,
                         llm=routing("gatekeeper", [a, b, c], f'[routing.gatekeeper]\nurl = "{url}"\n'))
-        start(stack, peer, agents)
+        start_announced(stack, peer, agents.values())
         cid = conversation(peer)
         v2_task(peer, a, cid)
         [(topic, answer, _)] = peer.expect(1, timeout_s=30)
@@ -105,7 +94,7 @@ def test_a_gatekeeper_workflow_visits_an_agent_twice_and_each_visit_is_processed
         for agent_id in (a, b):
             write_agent(config_dir, agent_id, mqtt_url,
                         llm=routing("gatekeeper", [a, b], f'[routing.gatekeeper]\nurl = "{url}"\ntimeout_ms = 5000\n'))
-        start(stack, peer, agents)
+        start_announced(stack, peer, agents.values())
         cid = conversation(peer)
         task = v2_task(peer, a, cid)
         [(topic, answer, _)] = peer.expect(1, timeout_s=30)
@@ -121,7 +110,7 @@ def test_a_duplicate_delivery_of_one_hop_is_answered_once_and_a_later_visit_agai
     stack: Stack, peer: MqttPeer, agents: dict[str, str]
 ) -> None:
     a, b, c = agents["a"], agents["b"], agents["c"]
-    start(stack, peer, agents)
+    start_announced(stack, peer, agents.values())
     cid = conversation(peer)
     steps = [{"agent_id": a, "action": "x", "timestamp": "2026-01-01T00:00:00Z"},
              {"agent_id": b, "action": "y", "timestamp": "2026-01-01T00:00:01Z"}]
@@ -140,7 +129,7 @@ def test_an_agent_without_routing_answers_a_v2_envelope_as_v1(
     stack: Stack, peer: MqttPeer, agents: dict[str, str], config_dir: Path, mqtt_url: str
 ) -> None:
     write_agent(config_dir, agents["a"], mqtt_url)
-    start(stack, peer, agents)
+    start_announced(stack, peer, agents.values())
     cid = conversation(peer)
     task = v2_task(peer, agents["a"], cid, context={"original_query": "q", "iteration_count": 1})
     [(topic, answer, _)] = peer.expect(1, timeout_s=30)
@@ -151,7 +140,7 @@ def test_an_agent_without_routing_answers_a_v2_envelope_as_v1(
 def test_a_v2_envelope_with_a_malformed_context_gets_invalid_input(
     stack: Stack, peer: MqttPeer, agents: dict[str, str]
 ) -> None:
-    start(stack, peer, agents)
+    start_announced(stack, peer, agents.values())
     cid = conversation(peer)
     v2_task(peer, agents["a"], cid, context={"original_query": "q", "iteration_count": "one"})
     [(_, answer, _)] = peer.expect(1, timeout_s=30)
