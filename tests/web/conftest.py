@@ -126,11 +126,19 @@ def system(redis_client: redis.Redis, keys: Keys) -> System:
     return System(redis_client, keys)
 
 
-@pytest.fixture
-def app(settings: Settings) -> Iterator[Flask]:
+def web_app(settings: Settings, token: str | None = None) -> Iterator[Flask]:
+    """The web app (requiring ``token`` on inspection endpoints when given), closed afterwards."""
+    if token is not None:
+        settings = Settings(agents=settings.agents, redis_url=settings.redis_url, key_prefix=settings.key_prefix,
+                            web_auth_token=token)
     application = create_app(settings)
     yield application
     application.extensions["agent2389"].client.close()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    yield from web_app(settings)
 
 
 @pytest.fixture

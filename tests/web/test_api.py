@@ -7,8 +7,8 @@ from flask.testing import FlaskClient
 
 from agent2389.config.settings import Settings
 from agent2389.state.timeline import TaskEvent
-from tests.web.conftest import System
-from web.app import ENDPOINTS, create_app
+from tests.web.conftest import System, web_app
+from web.app import ENDPOINTS
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -130,10 +130,7 @@ def test_an_unknown_path_is_a_json_404(client: FlaskClient) -> None:
 
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[Flask]:
-    app = create_app(Settings(agents=settings.agents, redis_url=settings.redis_url, key_prefix=settings.key_prefix,
-                              web_auth_token=TOKEN))
-    yield app
-    app.extensions["agent2389"].client.close()
+    yield from web_app(settings, TOKEN)
 
 
 @pytest.mark.parametrize("path", ["/api/workers", "/api/queues", "/api/agents", "/api/tasks", "/api/tasks/t1"])

@@ -8,7 +8,7 @@ from flask.testing import FlaskClient
 from agent2389.config.settings import Settings
 from tests.services import free_port
 from tests.web.browser import WINDOW, chromium, run_chromium
-from tests.web.conftest import System
+from tests.web.conftest import System, web_app
 from tests.web.png import decode
 from web.app import create_app
 from web.auth import COOKIE
@@ -72,10 +72,7 @@ def test_a_redis_outage_shows_on_the_dashboard_instead_of_an_error(settings: Set
 
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[Flask]:
-    app = create_app(Settings(agents=settings.agents, redis_url=settings.redis_url, key_prefix=settings.key_prefix,
-                              web_auth_token=TOKEN))
-    yield app
-    app.extensions["agent2389"].client.close()
+    yield from web_app(settings, TOKEN)
 
 
 def test_with_a_token_set_the_dashboard_asks_for_it(guarded: Flask) -> None:

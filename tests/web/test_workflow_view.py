@@ -13,10 +13,9 @@ from flask.testing import FlaskClient
 
 from agent2389.config.settings import Settings
 from tests.web.browser import chromium, run_chromium
-from tests.web.conftest import System
+from tests.web.conftest import System, web_app
 from tests.web.test_dashboard_injection import Dom, payload
 from tests.web.workflows import Hop, three_hop_workflow, visit
-from web.app import create_app
 
 TOKEN = "workflow-view-token"
 
@@ -124,10 +123,7 @@ def test_a_routing_reason_with_markup_is_shown_as_text(client: FlaskClient, syst
 
 @pytest.fixture
 def guarded(settings: Settings) -> Iterator[Flask]:
-    app = create_app(Settings(agents=settings.agents, redis_url=settings.redis_url, key_prefix=settings.key_prefix,
-                              web_auth_token=TOKEN))
-    yield app
-    app.extensions["agent2389"].client.close()
+    yield from web_app(settings, TOKEN)
 
 
 def test_with_a_token_set_the_workflow_view_asks_for_it(guarded: Flask, system: System) -> None:

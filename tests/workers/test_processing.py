@@ -12,19 +12,12 @@ from agent2389.protocol.errors import LLMError
 from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.stats import StatsRecorder
+from tests.workers.published import Recorder
 from workers.llm import TaskRequest
 from workers.llm.echo import EchoRunner
 from workers.processing import MAX_ATTEMPTS, Deps, cancel, describe, process
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a"}, "llm": {"provider": "echo"}})
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, topic: str, payload: str) -> None:
-        self.sent.append((topic, json.loads(payload)))
 
 
 class FailingRunner:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import uuid
@@ -17,19 +16,12 @@ from agent2389.state.keys import Keys
 from agent2389.state.ledger import TaskLedger
 from agent2389.state.presence import WorkerInfo
 from agent2389.state.stats import StatsRecorder
+from tests.workers.published import Recorder
 from workers.llm.echo import EchoRunner
 from workers.processing import Deps
 from workers.task_entry import TaskEntry
 
 AGENT = AgentConfig.model_validate({"agent": {"id": "a"}, "llm": {"provider": "echo"}})
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, topic: str, payload: str) -> None:
-        self.sent.append((topic, json.loads(payload)))
 
 
 def entry(redis_client: redis.Redis, key_prefix: str, publish: Recorder) -> tuple[TaskEntry, WorkerInfo]:
