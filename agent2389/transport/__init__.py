@@ -65,4 +65,10 @@ Celery (outside this package)
   celery.worker.control.revoke(state, task_id, terminate, signal, **kwargs), nok(value)
                                        workers/control.py: our revoke wraps Celery's, registered under
                                        the built-in name (as are pool_grow and pool_shrink)
+  app.amqp.send_task_message(..., event_dispatcher=...), reached through send_task's options
+                                       bridge/sent_events.py: a batch's task-sent events are collected
+                                       and published as one task.multi message
+  EventDispatcher hostname, pid, clock, exchange, serializer, headers, delivery_mode
+                                       bridge/sent_events.py: each event made and sent as Celery's
+                                       dispatcher makes and sends it
 """

@@ -15,6 +15,7 @@ import celery.worker.control
 import kombu.transport.virtual
 import pytest
 import redis
+from celery import Celery
 from celery.worker import state as worker_state
 from kombu import Connection
 from kombu.transport import redis as kombu_redis
@@ -129,9 +130,20 @@ def test_kombu_records_a_received_message_in_the_layout_our_scripts_read_and_wri
     message.ack()
 
 
+DISPATCHER_ATTRIBUTES = ["hostname", "pid", "clock", "exchange", "serializer", "headers", "delivery_mode"]
+
+
+def test_celery_still_hands_send_task_an_event_dispatcher_and_its_dispatcher_has_what_a_batch_needs() -> None:
+    app = Celery("contract", set_as_current=False)
+    assert "event_dispatcher" in inspect.signature(app.amqp.send_task_message).parameters
+    dispatcher = app.events.Dispatcher(enabled=False, buffer_while_offline=False)
+    assert [name for name in DISPATCHER_ATTRIBUTES if not hasattr(dispatcher, name)] == []
+
+
 def test_the_package_docstring_lists_every_name_this_test_checks() -> None:
     documented = agent2389.transport.__doc__ or ""
     checked = [name for _, name, _ in METHODS] + [n for _, names in CLASS_ATTRIBUTES for n in names]
     checked += ["resolve_aliases", "_vrestore_count", "_queue_cycle", "_active_queues", "_qos", "_raw",
-                "active_requests", "reserved_requests"]
+                "active_requests", "reserved_requests", "send_task_message", "event_dispatcher",
+                *DISPATCHER_ATTRIBUTES]
     assert [name for name in checked if name not in documented] == []
