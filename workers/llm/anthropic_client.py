@@ -1,6 +1,8 @@
 """The Anthropic SDK client as agent2389 uses it, and the safe text of every error it raises.
 
-The retry and time-out policy is in :mod:`workers.llm.policy`; the SDK carries it out.
+The retry and time-out policy is in :mod:`workers.llm.policy`; the SDK carries it out. Workers use the
+async client on the provider's event loop (:mod:`workers.llm.call_loop`); the blocking one is here for
+``bench.sdk_cost``, which compares the two.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import httpx2
 from agent2389.config.agent import LlmSection
 from agent2389.protocol.errors import LLMError
 from workers.llm import policy
+from workers.llm.call_loop import async_hooks
 
 
 def make_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Response], None]] = ()) -> anthropic.Anthropic:
@@ -22,6 +25,21 @@ def make_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Response
     http_client = anthropic.DefaultHttpxClient(event_hooks={"response": hooks},
                                                limits=policy.CONNECTION_LIMITS)
     return anthropic.Anthropic(
+        api_key=policy.api_key(llm),
+        base_url=llm.base_url,
+        timeout=policy.request_timeout(llm),
+        max_retries=llm.max_retries,
+        http_client=http_client,
+    )
+
+
+def make_async_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Response], None]] = ()
+                      ) -> anthropic.AsyncAnthropic:
+    """The same client for an event loop: to be used on one loop only (:class:`workers.llm.call_loop.LoopClient`)."""
+    hooks = async_hooks(policy.refuse_long_retry_after, *on_response)
+    http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": hooks},
+                                                    limits=policy.CONNECTION_LIMITS)
+    return anthropic.AsyncAnthropic(
         api_key=policy.api_key(llm),
         base_url=llm.base_url,
         timeout=policy.request_timeout(llm),

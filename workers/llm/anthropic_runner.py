@@ -1,5 +1,6 @@
 """The ``anthropic`` provider: Claude through the official SDK, in the shared tool loop
-(:mod:`workers.llm.tool_loop`); this module only speaks the Messages API.
+(:mod:`workers.llm.tool_loop`); this module only speaks the Messages API. Requests go out through the SDK's
+async client on the provider's event loop (:mod:`workers.llm.call_loop`) while the task's thread waits.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from agent2389.config.agent import AgentConfig, LlmSection
 from agent2389.protocol.errors import LLMError
 from agent2389.state.stats import StatsRecorder
 from agent2389.state.usage import TokenUsage
-from workers.llm.anthropic_client import llm_error, make_client
+from workers.llm import policy
+from workers.llm.anthropic_client import llm_error, make_async_client
 from workers.llm.caching import system_param, token_usage, tools_param
+from workers.llm.call_loop import LoopClient
 from workers.llm.daily_budget import DailyBudget
 from workers.llm.limiter import FleetLimiter
-from workers.llm.provider import LazyClient, ToolUse, Turn
+from workers.llm.provider import ToolUse, Turn
 from workers.llm.tool_loop import ToolLoopRunner
 from workers.tools.base import ToolDescription
 from workers.tools.executor import ToolExecutor, ToolOutcome
@@ -40,15 +43,15 @@ class AnthropicRunner(ToolLoopRunner):
 class AnthropicProvider:
     def __init__(self, llm: LlmSection, on_response: Callable[[httpx2.Response], None]) -> None:
         self._llm = llm
-        self._client = LazyClient(lambda: make_client(llm, [on_response]))
+        self._client = LoopClient(f"llm-{llm.provider}", lambda: make_async_client(llm, [on_response]),
+                                  policy.call_deadline_s(llm))
 
     def open(self) -> None:
         self._client.get()
 
     def verify(self) -> None:
-        client = self._client.get()
         try:
-            page = client.models.list(limit=MODELS_PAGE_SIZE)
+            page = self._client.run(_models_page)
         except Exception as exc:
             raise llm_error(exc, self._llm) from None
         if "temperature" in self._llm.model_fields_set:
@@ -65,14 +68,12 @@ class AnthropicProvider:
              model: str | None = None) -> Turn:
         choice: ToolChoiceToolParam | anthropic.Omit = (
             {"type": "tool", "name": force_tool} if force_tool else anthropic.omit)
-        response = self._client.get().messages.create(
-            model=model or self._llm.model,
-            max_tokens=self._llm.max_tokens,
-            messages=messages,
-            system=system_param(self._llm) or anthropic.omit,
-            tools=tools_param(list(tools), self._llm) or anthropic.omit,
-            tool_choice=choice,
-        )
+        system = system_param(self._llm) or anthropic.omit
+        offered = tools_param(list(tools), self._llm) or anthropic.omit
+        response = self._client.run(lambda client: client.messages.create(
+            model=model or self._llm.model, max_tokens=self._llm.max_tokens, messages=messages, system=system,
+            tools=offered, tool_choice=choice,
+        ))
         return _turn(response)
 
     def add_results(self, messages: list[Any], turn: Turn, outcomes: Sequence[ToolOutcome]) -> None:
@@ -87,6 +88,10 @@ class AnthropicProvider:
 
     def close(self) -> None:
         self._client.close()
+
+
+async def _models_page(client: anthropic.AsyncAnthropic) -> Any:
+    return await client.models.list(limit=MODELS_PAGE_SIZE)
 
 
 def _turn(response: Message) -> Turn:

@@ -2,7 +2,9 @@
 through ``base_url``, in the same tool loop as the anthropic provider (:mod:`workers.llm.tool_loop`); this
 module only speaks Chat Completions.
 
-The retry and time-out policy is :mod:`workers.llm.policy`, carried out by the official SDK.
+The retry and time-out policy is :mod:`workers.llm.policy`, carried out by the official SDK. Requests go out
+through the SDK's async client on the provider's event loop (:mod:`workers.llm.call_loop`) while the task's
+thread waits.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from agent2389.protocol.errors import LLMError
 from agent2389.state.stats import StatsRecorder
 from agent2389.state.usage import TokenUsage
 from workers.llm import policy
+from workers.llm.call_loop import LoopClient, async_hooks
 from workers.llm.daily_budget import DailyBudget
 from workers.llm.limiter import FleetLimiter
-from workers.llm.provider import LazyClient, ToolUse, Turn
+from workers.llm.provider import ToolUse, Turn
 from workers.llm.tool_loop import ToolLoopRunner
 from workers.tools.base import ToolDescription
 from workers.tools.executor import ToolExecutor, ToolOutcome
@@ -45,14 +48,15 @@ class OpenAIRunner(ToolLoopRunner):
 class OpenAIProvider:
     def __init__(self, llm: LlmSection, on_response: Callable[[httpx2.Response], None]) -> None:
         self._llm = llm
-        self._client = LazyClient(lambda: _make_client(llm, on_response))
+        self._client = LoopClient(f"llm-{llm.provider}", lambda: _make_client(llm, on_response),
+                                  policy.call_deadline_s(llm))
 
     def open(self) -> None:
         self._client.get()
 
     def verify(self) -> None:
         try:
-            self._client.get().models.list()
+            self._client.run(_models_page)
         except Exception as exc:
             raise llm_error(exc, self._llm) from None
 
@@ -73,10 +77,10 @@ class OpenAIProvider:
             {"type": "function", "function": {"name": force_tool}} if force_tool else openai.omit)
         # Reasoning models reject a temperature: send one only when the agent file sets it.
         temperature = self._llm.temperature if "temperature" in self._llm.model_fields_set else openai.omit
-        completion = self._client.get().chat.completions.create(
+        completion = self._client.run(lambda client: client.chat.completions.create(
             model=model or self._llm.model, messages=messages, max_completion_tokens=self._llm.max_tokens,
             temperature=temperature, tools=offered or openai.omit, tool_choice=choice,
-        )
+        ))
         return _turn(completion)
 
     def add_results(self, messages: list[Any], turn: Turn, outcomes: Sequence[ToolOutcome]) -> None:
@@ -93,12 +97,15 @@ class OpenAIProvider:
         self._client.close()
 
 
-def _make_client(llm: LlmSection, on_response: Callable[[httpx2.Response], None]) -> openai.OpenAI:
-    http_client = openai.DefaultHttpxClient(event_hooks={"response": [policy.refuse_long_retry_after,
-                                                                      on_response]},
-                                            limits=policy.CONNECTION_LIMITS)
-    return openai.OpenAI(api_key=policy.api_key(llm), base_url=llm.base_url, timeout=policy.request_timeout(llm),
+def _make_client(llm: LlmSection, on_response: Callable[[httpx2.Response], None]) -> openai.AsyncOpenAI:
+    hooks = async_hooks(policy.refuse_long_retry_after, on_response)
+    http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": hooks}, limits=policy.CONNECTION_LIMITS)
+    return openai.AsyncOpenAI(api_key=policy.api_key(llm), base_url=llm.base_url, timeout=policy.request_timeout(llm),
                          max_retries=llm.max_retries, http_client=http_client)
+
+
+async def _models_page(client: openai.AsyncOpenAI) -> Any:
+    return await client.models.list()
 
 
 def _turn(completion: ChatCompletion) -> Turn:

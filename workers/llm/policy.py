@@ -17,6 +17,7 @@ from agent2389.protocol.errors import LLMError
 
 MAX_RETRY_AFTER_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
+DEADLINE_SLACK_S = 30.0
 # Both SDKs keep at most 100 idle connections of their 1,000: a worker running more calls at once than
 # that opened (and, on the real APIs, TLS-handshook) a new connection for most of them, every time.
 CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
@@ -34,6 +35,13 @@ def api_key(llm: LlmSection) -> str:
 def request_timeout(llm: LlmSection) -> httpx2.Timeout:
     """``timeout_s`` for every wait of one attempt, connecting at most ``CONNECT_TIMEOUT_S``."""
     return httpx2.Timeout(llm.timeout_s, connect=min(CONNECT_TIMEOUT_S, llm.timeout_s))
+
+
+def call_deadline_s(llm: LlmSection) -> float:
+    """How long one call may take with all its attempts, their waits and the longest ``retry-after`` we
+    accept between them: a bound for the caller, past every time-out the SDK itself enforces."""
+    attempts = llm.max_retries + 1
+    return attempts * (llm.timeout_s + CONNECT_TIMEOUT_S) + llm.max_retries * MAX_RETRY_AFTER_S + DEADLINE_SLACK_S
 
 
 def refuse_long_retry_after(response: httpx2.Response) -> None:

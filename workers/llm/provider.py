@@ -7,10 +7,9 @@ SDK's request, and reads the answer back as a :class:`Turn`.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 from agent2389.protocol.errors import LLMError
 from agent2389.state.usage import TokenUsage
@@ -48,7 +47,8 @@ class Turn:
 
 class Provider(Protocol):
     """One SDK. Every method may be called from many threads at once; conversations live on the caller's
-    stack (a list of the SDK's messages that only the adapter reads or changes)."""
+    stack (a list of the SDK's messages that only the adapter reads or changes). The SDK adapters make
+    their requests on an event loop of their own (:mod:`workers.llm.call_loop`) and block only the caller."""
 
     def open(self) -> None:
         """Make the client if there is none yet; LLMError when it cannot be made (e.g. no API key)."""
@@ -77,31 +77,3 @@ class Provider(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class Closeable(Protocol):
-    def close(self) -> None: ...
-
-
-C = TypeVar("C", bound=Closeable)
-
-
-class LazyClient(Generic[C]):
-    """One thread-safe SDK client, made on first use and closed once."""
-
-    def __init__(self, make: Callable[[], C]) -> None:
-        self._make = make
-        self._client: C | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> C:
-        with self._lock:
-            if self._client is None:
-                self._client = self._make()
-            return self._client
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None

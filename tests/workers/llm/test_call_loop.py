@@ -1,0 +1,175 @@
+"""The event loop the LLM calls run on: the callers' threads only wait, and nothing waits forever."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2
+import pytest
+
+from agent2389.protocol.errors import LLMError
+from workers.llm.call_loop import CALLS_PER_CLIENT, CallLoop, LoopClient, async_hooks
+
+
+@pytest.fixture
+def loop() -> Iterator[CallLoop]:
+    call_loop = CallLoop("test-llm")
+    yield call_loop
+    call_loop.close()
+
+
+def test_calls_from_many_threads_all_run_on_the_loops_one_thread(loop: CallLoop) -> None:
+    async def where() -> int:
+        await asyncio.sleep(0.01)
+        return threading.get_ident()
+
+    with ThreadPoolExecutor(50) as callers:
+        ran_on = set(callers.map(lambda _: loop.run(where, deadline_s=10), range(200)))
+
+    assert len(ran_on) == 1
+    assert ran_on != {threading.get_ident()}
+
+
+def test_a_calls_exception_reaches_its_caller_as_it_is(loop: CallLoop) -> None:
+    async def fail() -> None:
+        raise ValueError("the SDK's own error")
+
+    with pytest.raises(ValueError, match="the SDK's own error"):
+        loop.run(fail, deadline_s=10)
+
+
+def test_a_call_past_its_deadline_is_cancelled_and_fails_with_an_llm_error(loop: CallLoop) -> None:
+    cancelled = threading.Event()
+
+    async def hang() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    with pytest.raises(LLMError, match=r"did not end within 0\.2 s"):
+        loop.run(hang, deadline_s=0.2)
+    assert cancelled.wait(5)
+
+
+def test_closing_the_loop_ends_a_waiting_call_with_an_llm_error_and_runs_the_last_step_first() -> None:
+    loop = CallLoop("test-llm")
+    started, closed_client = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    async def close_client() -> None:
+        closed_client.set()
+
+    def call() -> None:
+        try:
+            loop.run(hang, deadline_s=60)
+        except BaseException as exc:  # the test looks at whatever it was
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert started.wait(5)
+    loop.close(close_client)
+    caller.join(5)
+
+    assert closed_client.is_set()
+    assert len(outcome) == 1 and isinstance(outcome[0], LLMError)
+    assert "shutting down" in str(outcome[0])
+
+
+def test_a_call_after_close_starts_the_loop_again(loop: CallLoop) -> None:
+    async def answer() -> str:
+        return "answered"
+
+    assert loop.run(answer, deadline_s=10) == "answered"
+    loop.close()
+    assert loop.run(answer, deadline_s=10) == "answered"
+
+
+class Client:
+    def __init__(self) -> None:
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_a_loop_client_is_made_once_and_closed_on_its_loop() -> None:
+    made: list[Client] = []
+
+    def make() -> Client:
+        made.append(Client())
+        return made[-1]
+
+    client = LoopClient("test-llm", make, deadline_s=10)
+
+    async def same(c: Client) -> Client:
+        return c
+
+    assert client.run(same) is client.run(same) is made[0]
+    client.close()
+    assert made[0].closed
+    assert client.run(same) is made[1]  # a call after close makes a new client, as a reconnect would
+    client.close()
+
+
+def test_async_hooks_run_a_success_on_the_loop_and_an_error_response_off_it(loop: CallLoop) -> None:
+    seen: dict[int, int] = {}
+    hook = async_hooks(lambda response: seen.__setitem__(response.status_code, threading.get_ident()))[0]
+
+    async def respond(status: int) -> int:
+        await hook(httpx2.Response(status))
+        return threading.get_ident()
+
+    loop_thread = loop.run(lambda: respond(200), deadline_s=10)
+    loop.run(lambda: respond(429), deadline_s=10)
+
+    assert seen[200] == loop_thread
+    assert seen[429] != loop_thread
+
+
+def test_calls_one_at_a_time_all_use_the_first_client_and_its_warm_connections() -> None:
+    made: list[Client] = []
+    client = LoopClient("test-llm", lambda: _made(made), deadline_s=10)
+
+    async def same(c: Client) -> Client:
+        return c
+
+    used = {id(client.run(same)) for _ in range(100)}
+    client.close()
+    assert used == {id(made[0])} and len(made) == 1
+
+
+def test_many_calls_at_once_spread_over_clients_of_at_most_calls_per_client_each() -> None:
+    made: list[Client] = []
+    client = LoopClient("test-llm", lambda: _made(made), deadline_s=10)
+    at_once = CALLS_PER_CLIENT * 3 + 1
+    holding: dict[int, int] = {}
+    everyone_in = asyncio.Event()  # made here, used only on the client's loop
+
+    async def hold(c: Client) -> None:
+        holding[id(c)] = holding.get(id(c), 0) + 1
+        if sum(holding.values()) == at_once:
+            everyone_in.set()
+        await asyncio.wait_for(everyone_in.wait(), 10)  # every call is in flight at the same moment
+
+    with ThreadPoolExecutor(at_once) as callers:
+        list(callers.map(lambda _: client.run(hold), range(at_once)))
+    client.close()
+
+    assert len(made) == 4
+    assert sorted(holding.values()) == [1, CALLS_PER_CLIENT, CALLS_PER_CLIENT, CALLS_PER_CLIENT]
+    assert all(c.closed for c in made)
+
+
+def _made(made: list[Client]) -> Client:
+    made.append(Client())
+    return made[-1]

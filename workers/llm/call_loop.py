@@ -1,0 +1,181 @@
+"""The event loop an SDK-based provider makes its HTTP calls on, and the async client that lives on it.
+
+A fan-in worker has hundreds of Celery threads each waiting on an LLM call. With the SDKs' blocking
+clients every one of those threads ran its own HTTP client code (sending, parsing, the response models)
+and they took turns at the one interpreter: at 500 threads a call cost about twice its CPU at 50
+(docs/performance.md). Here a Celery thread hands its request to one asyncio event loop in a thread of
+its own and sleeps on the result: the SDK's async client does the HTTP work for all of them on that one
+thread, and the waiting threads cost nothing until their answer is there.
+
+Each provider owns one :class:`LoopClient` and its :class:`CallLoop` (so one loop per agent in each worker
+process); ``close`` closes the clients on the loop and then stops it, and a call arriving after that
+starts both again, as the blocking client would have reopened its connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx2
+
+from agent2389.protocol.errors import LLMError
+
+T = TypeVar("T")
+SyncHook = Callable[[httpx2.Response], None]
+AsyncHook = Callable[[httpx2.Response], Awaitable[None]]
+
+
+class CallLoop:
+    """One asyncio event loop in a daemon thread, started on first use."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def run(self, call: Callable[[], Coroutine[Any, Any, T]], deadline_s: float) -> T:
+        """Runs ``call()`` on the loop and waits for its result or exception. A call still running after
+        ``deadline_s`` (a bound the SDK's own time-outs should never reach) is cancelled: LLMError."""
+        future = asyncio.run_coroutine_threadsafe(call(), self._running())
+        try:
+            return future.result(deadline_s)
+        except concurrent.futures.CancelledError:
+            raise LLMError("the LLM call was cancelled: the worker is shutting down") from None
+        except TimeoutError:
+            if future.done():
+                raise  # the call itself raised it
+            future.cancel()
+            raise LLMError(f"the LLM call did not end within {deadline_s:g} s") from None
+
+    def close(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
+        """Runs ``last()`` (closing the client), cancels what is still running and stops the thread."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(_finish(last), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+    def _running(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=self._loop.run_forever, name=self._name, daemon=True)
+                self._thread.start()
+            return self._loop
+
+
+async def _finish(last: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
+    if last is not None:
+        await last()
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+class AsyncCloseable(Protocol):
+    async def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=AsyncCloseable)
+
+# httpx's async connection pool walks every connection it holds, probing each idle one's socket, whenever a
+# request joins or leaves it: with 500 calls at once on one client that walk was most of a call's CPU
+# (5 ms a call against 1.8 ms with 32 clients; docs/performance.md). So calls fill one client up to this
+# many at once before the next client is used: a quiet agent keeps using one client and its warm
+# connections, a busy worker spreads over small pools.
+CALLS_PER_CLIENT = 32
+MAX_CLIENTS = 32
+
+
+class ClientPool(Generic[C]):
+    """Async clients of one SDK on one event loop, made on demand: each call takes the first client with
+    fewer than ``CALLS_PER_CLIENT`` calls in flight. ``get`` may be called from any thread; ``use`` and
+    ``close`` only on the loop the clients belong to."""
+
+    def __init__(self, make: Callable[[], C]) -> None:
+        self._make = make
+        self._clients: list[C] = []
+        self._calls: list[int] = []  # in flight per client; only the loop's thread changes it
+        self._lock = threading.Lock()
+
+    def get(self) -> C:
+        """The first client, made if there is none (raises what making it raises)."""
+        with self._lock:
+            if not self._clients:
+                self._add()
+            return self._clients[0]
+
+    async def use(self, call: Callable[[C], Coroutine[Any, Any, T]]) -> T:
+        index = self._pick()
+        calls = self._calls
+        calls[index] += 1
+        try:
+            return await call(self._clients[index])
+        finally:
+            calls[index] -= 1
+
+    async def close(self) -> None:
+        with self._lock:
+            clients, self._clients, self._calls = self._clients, [], []
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+
+    def _pick(self) -> int:
+        for index, count in enumerate(self._calls):
+            if count < CALLS_PER_CLIENT:
+                return index
+        with self._lock:
+            if len(self._clients) < MAX_CLIENTS:
+                self._add()
+                return len(self._clients) - 1
+        return min(range(len(self._calls)), key=self._calls.__getitem__)
+
+    def _add(self) -> None:
+        self._clients.append(self._make())
+        self._calls.append(0)
+
+
+class LoopClient(Generic[C]):
+    """A :class:`ClientPool` on a :class:`CallLoop` of its own, for callers on other threads."""
+
+    def __init__(self, name: str, make: Callable[[], C], deadline_s: float) -> None:
+        self._loop = CallLoop(name)
+        self._pool = ClientPool(make)
+        self._deadline_s = deadline_s
+
+    def get(self) -> C:
+        return self._pool.get()
+
+    def run(self, call: Callable[[C], Coroutine[Any, Any, T]]) -> T:
+        self._pool.get()
+        return self._loop.run(lambda: self._pool.use(call), self._deadline_s)
+
+    def close(self) -> None:
+        self._loop.close(self._pool.close)
+
+
+def async_hooks(*hooks: SyncHook) -> list[AsyncHook]:
+    """httpx's async client awaits its hooks. A success (the common case) runs them on the loop; an error
+    response runs them in a thread, because a hook may then write to Redis (a 429 pauses the fleet) and
+    the loop must not wait on that."""
+
+    def wrap(hook: SyncHook) -> AsyncHook:
+        async def run(response: httpx2.Response) -> None:
+            if response.status_code < 400:
+                hook(response)
+            else:
+                await asyncio.to_thread(hook, response)
+
+        return run
+
+    return [wrap(hook) for hook in hooks]
