@@ -38,7 +38,7 @@ def make_async_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Re
     """The same client for an event loop: to be used on one loop only (:class:`workers.llm.call_loop.LoopClient`)."""
     hooks = async_hooks(policy.refuse_long_retry_after, *on_response)
     http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": hooks},
-                                                    limits=policy.CONNECTION_LIMITS)
+                                                    limits=policy.CONNECTION_LIMITS, verify=policy.ssl_context())
     return anthropic.AsyncAnthropic(
         api_key=policy.api_key(llm),
         base_url=llm.base_url,

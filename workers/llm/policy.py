@@ -8,7 +8,9 @@ retry at all: parking a worker thread that long is worse than failing the task.
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 
 import httpx2
 
@@ -21,6 +23,13 @@ DEADLINE_SLACK_S = 30.0
 # Both SDKs keep at most 100 idle connections of their 1,000: a worker running more calls at once than
 # that opened (and, on the real APIs, TLS-handshook) a new connection for most of them, every time.
 CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=1000)
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context (with the system's CA certificates loaded) for every client of this process: a
+    worker spreads its calls over many clients (workers/llm/call_loop.py), and each would load its own."""
+    return httpx2.create_ssl_context()
 
 
 def api_key(llm: LlmSection) -> str:

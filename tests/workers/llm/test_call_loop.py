@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,7 @@ import pytest
 
 from agent2389.protocol.errors import LLMError
 from workers.llm.call_loop import CALLS_PER_CLIENT, CallLoop, LoopClient, async_hooks
+from workers.llm.policy import ssl_context
 
 
 @pytest.fixture
@@ -173,3 +175,9 @@ def test_many_calls_at_once_spread_over_clients_of_at_most_calls_per_client_each
 def _made(made: list[Client]) -> Client:
     made.append(Client())
     return made[-1]
+
+
+def test_the_clients_share_one_tls_context_that_still_verifies_certificates_and_host_names() -> None:
+    context = ssl_context()
+    assert context is ssl_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
