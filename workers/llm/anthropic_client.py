@@ -8,6 +8,7 @@ async client on the provider's event loop (:mod:`workers.llm.call_loop`); the bl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import anthropic
 import httpx2
@@ -24,13 +25,7 @@ def make_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Response
     hooks = [policy.refuse_long_retry_after, *on_response]
     http_client = anthropic.DefaultHttpxClient(event_hooks={"response": hooks},
                                                limits=policy.CONNECTION_LIMITS)
-    return anthropic.Anthropic(
-        api_key=policy.api_key(llm),
-        base_url=llm.base_url,
-        timeout=policy.request_timeout(llm),
-        max_retries=llm.max_retries,
-        http_client=http_client,
-    )
+    return anthropic.Anthropic(http_client=http_client, **_settings(llm))
 
 
 def make_async_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Response], None]] = ()
@@ -39,13 +34,12 @@ def make_async_client(llm: LlmSection, on_response: Sequence[Callable[[httpx2.Re
     hooks = async_hooks(policy.refuse_long_retry_after, *on_response)
     http_client = anthropic.DefaultAsyncHttpxClient(event_hooks={"response": hooks},
                                                     limits=policy.CONNECTION_LIMITS, verify=policy.ssl_context())
-    return anthropic.AsyncAnthropic(
-        api_key=policy.api_key(llm),
-        base_url=llm.base_url,
-        timeout=policy.request_timeout(llm),
-        max_retries=llm.max_retries,
-        http_client=http_client,
-    )
+    return anthropic.AsyncAnthropic(http_client=http_client, **_settings(llm))
+
+
+def _settings(llm: LlmSection) -> dict[str, Any]:
+    return {"api_key": policy.api_key(llm), "base_url": llm.base_url, "timeout": policy.request_timeout(llm),
+            "max_retries": llm.max_retries}
 
 
 def llm_error(exc: Exception, llm: LlmSection) -> LLMError:
