@@ -21,8 +21,10 @@ lint: install
 types: install
 	$(BIN)/mypy
 
+# Two pytest-xdist workers: most tests wait on processes and brokers, not on the CPU (tests/conftest.py
+# keeps the scenarios under load in one worker, one at a time).
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint types pytest
 
