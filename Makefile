@@ -21,13 +21,15 @@ lint: install
 types: install
 	$(BIN)/mypy
 
+# Two pytest-xdist workers: most tests wait on processes and brokers, not on the CPU (tests/scheduling.py
+# keeps the scenarios under load in one worker, one at a time).
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint types pytest
 
 test-fast: install
-	$(BIN)/pytest -q -m "not server and not slow"
+	$(BIN)/pytest -q -n 2 -m "not server and not slow"
 
 # The image built and docker-compose.yml run for real (docs/deployment.md, "How these files are checked"):
 # scripts/docker-host.sh installs and starts Docker where needed (as root), then tests/deploy/test_compose_stack.py.

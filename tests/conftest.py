@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import fakeredis
 import pytest
@@ -22,6 +22,7 @@ import redis
 
 from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL
+from tests.reliability import results
 from tests.services import Service, find_or_start, mosquitto_command, redis_command
 
 if TYPE_CHECKING:
@@ -36,6 +37,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.server)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` (make test): the scenarios under load in one worker, one at a time (tests/scheduling.py)."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from tests.scheduling import UnderLoadInOneWorker  # here: it imports xdist, which a plain run may lack
+
+    return UnderLoadInOneWorker(config, log)
+
+
+# Here, not in tests/reliability/conftest.py: under pytest-xdist the process that reports the run collects
+# no tests, so it loads this conftest.py only.
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    results.collect(report.user_properties)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if results.session_records:
+        terminalreporter.write_sep("-", "reliability measurements")
+        terminalreporter.write_line(results.table(results.session_records))
 
 
 @pytest.fixture(scope="session")

@@ -88,10 +88,13 @@ def seconds(duration: str) -> float:
 def connects(mqtt: MqttSection, environ: dict[str, str] | None = None) -> bool:
     """Whether a client built the way agent2389 builds them gets a CONNACK from the broker."""
     client = make_client(mqtt, f"deploy-test-{free_port()}", environ=environ or {})
+    connack: list[object] = []
+    # Called for every CONNACK, a refusal too: waiting for it, not for the time-out, tells a refused login.
+    client.on_connect = lambda client, userdata, flags, reason, properties: connack.append(reason)
     try:
         client.connect(**connect_options(mqtt, persistent=False))
         deadline = time.monotonic() + 5
-        while not client.is_connected() and time.monotonic() < deadline:
+        while not connack and time.monotonic() < deadline:
             client.loop(timeout=0.1)
         return client.is_connected()
     except OSError:  # ssl.SSLCertVerificationError included

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent2389.ops.processes import Child, agent2389_command, start_child
+from agent2389.ops.processes import Child, agent2389_command, start_child, terminate, wait_or_kill
 from tests.conftest import REPO
 
 
@@ -82,8 +82,13 @@ class Process(Child):
             self.popen.send_signal(signum)
 
     def stop(self, timeout_s: float = 15) -> int:
+        terminate(self.popen)
+        return self.stopped(timeout_s)
+
+    def stopped(self, timeout_s: float = 15) -> int:
+        """Its exit code once it exited (killed after ``timeout_s``), for a process already asked to stop."""
         try:
-            return super().stop(timeout_s)
+            return wait_or_kill(self.popen, timeout_s)
         finally:
             if self.log_file is not None:
                 self.log_file.close()
@@ -131,8 +136,12 @@ class Stack:
         return self.start("worker", "--concurrency", "20", *args)
 
     def stop_all(self) -> None:
+        # Every process asked at once, then waited for: a test's teardown lasts as long as its slowest
+        # process's shutdown, not their sum.
         for process in reversed(self.processes):
-            process.stop()
+            terminate(process.popen)
+        for process in reversed(self.processes):
+            process.stopped()
 
 
 class MqttPeer:

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.e2e.stack import write_agent
 from tests.reliability.peer import LoadPeer
 from tests.reliability.private_services import PrivateService, private_mosquitto, private_redis
-from tests.reliability.results import FULL, session_records, table
+from tests.reliability.results import FULL, take_unreported
 from tests.reliability.system import FaultStack
 
 
@@ -28,10 +29,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if session_records:
-        terminalreporter.write_sep("-", "reliability measurements")
-        terminalreporter.write_line(table(session_records))
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """The scenario's numbers go with its test report (to the summary of tests/conftest.py, across xdist)."""
+    report = yield
+    report.user_properties.extend(take_unreported())
+    return report
 
 
 @dataclass(frozen=True)

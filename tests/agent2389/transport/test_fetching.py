@@ -22,12 +22,13 @@ def publish(connection: Connection, count: int) -> Queue:
     return queue
 
 
-def consume(connection: Connection, queue: Queue, prefetch: int, until: int) -> list[Message]:
+def consume(connection: Connection, queue: Queue, prefetch: int, until: int, within_s: float = 10) -> list[Message]:
+    """What the consumer received once it had ``until`` messages, or after ``within_s``."""
     received: list[Message] = []
     channel = connection.channel()
     with Consumer(channel, [queue], callbacks=[lambda body, message: received.append(message)],
                   prefetch_count=prefetch, accept=["json"]):
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + within_s
         while len(received) < until and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 connection.drain_events(timeout=0.5)
@@ -66,7 +67,8 @@ def test_a_consumer_never_takes_more_than_its_prefetch_allows(
     connection: Connection, redis_client: redis.Redis, prefix: str
 ) -> None:
     queue = publish(connection, 10)
-    received = consume(connection, queue, prefetch=3, until=10)
+    # A consumer that took too much would get it in the batch of its first fetch: two seconds show it.
+    received = consume(connection, queue, prefetch=3, until=10, within_s=2)
     assert len(received) == 3
     assert redis_client.llen(prefix + QUEUE) == 7
     assert redis_client.hlen(prefix + "unacked") == 3
