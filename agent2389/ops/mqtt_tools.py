@@ -28,6 +28,9 @@ Received = tuple[str, bytes, bool]
 RETAINED_STATUS_WAIT_S = 1.0
 
 
+LAST_PROGRESS_WAIT_S = 1.0
+
+
 def broker_settings(args: argparse.Namespace) -> MqttSection:
     """``--broker`` wins, then the first agent of ``--config``, then AGENT2389_MQTT_URL, then localhost."""
     if getattr(args, "broker", None):
@@ -178,9 +181,37 @@ def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw
         if is_progress_topic(topic):
             print(progress_line(body), file=sys.stderr, flush=True)
             continue
+        _print_last_progress(inbox, task_id, topic)
         return _print_answer(body, raw)
     print(f"agent2389 inject: no answer within {wait_s:g} s", file=sys.stderr)
     return 1
+
+
+def _print_last_progress(inbox: queue.Queue[Received], task_id: str, answer_topic: str) -> None:
+    """The answering agent says TaskComplete (or TaskError) once the answer is out, so that event can reach
+    us just after the answer: wait a moment for it (progress is best effort, so never long)."""
+    deadline = time.monotonic() + LAST_PROGRESS_WAIT_S
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            topic, payload, _ = inbox.get(timeout=remaining)
+        except queue.Empty:
+            return
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            continue
+        if not is_progress_topic(topic) or not isinstance(body, dict) or body.get("task_id") != task_id:
+            continue
+        print(progress_line(body), file=sys.stderr, flush=True)
+        if _last_of_the_answer(body, answer_topic):
+            return
+
+
+def _last_of_the_answer(event: dict[str, Any], answer_topic: str) -> bool:
+    if event.get("event_type") == "TaskError":  # an error goes to the failing agent's conversation topic
+        return bool(event.get("agent_id") == answer_topic.rsplit("/", 1)[-1])
+    metadata = event.get("metadata")
+    return isinstance(metadata, dict) and metadata.get("published_to") == answer_topic
 
 
 def _print_answer(body: dict[str, Any], raw: bool) -> int:

@@ -108,3 +108,26 @@ def test_monitor_shows_progress_events_as_readable_lines(mqtt_url: str, unique_i
     [line] = rest.splitlines()
     assert line.split()[1:7] == ["progress", agent, "ToolCall", "calling", "tool", "file_read"]
     assert "\x1b" not in line  # a terminal escape in a foreign agent's message is not passed on
+
+
+@pytest.mark.parametrize("last", ["TaskComplete", "TaskError"])
+def test_inject_wait_shows_the_answering_agents_last_progress_event_even_when_it_comes_after_the_answer(
+    unique_id: str, peer: MqttPeer, announce: Announce, inject_waiting: Any, last: str
+) -> None:
+    agent = f"late-{unique_id}"
+    announce(agent, "available")
+    peer.subscribe(f"/control/agents/{agent}/input")
+    process = inject_waiting(agent, "question")
+    [(_, task, _)] = peer.expect(1)
+    answer_topic = f"/conversations/{task['conversation_id']}/{agent}"
+    peer.publish(f"/control/agents/{agent}/progress", event(agent, task, "TaskStart", "task started"))
+    peer.publish(answer_topic, {"task_id": task["task_id"], "response": "the answer"})
+    final = event(agent, task, last, "done")
+    final["metadata"] = {"published_to": answer_topic} if last == "TaskComplete" else {"error_code": "llm_error"}
+    peer.publish(f"/control/agents/{agent}/progress", final)
+
+    out, err = process.communicate(timeout=20)
+
+    assert process.returncode == 0 and out == "the answer\n", err
+    shown = [line.split()[1] for line in err.splitlines() if line.startswith(agent)]
+    assert shown == ["TaskStart", last]
