@@ -214,7 +214,13 @@ def warn_when_exposed(settings: Settings, host: str) -> bool:
 def stop_server(server: Server) -> None:
     """Stop a server made by :func:`make_server` from another thread; its ``run()`` then returns."""
     server.task_dispatcher.shutdown()
-    server.close()
+    if isinstance(server, BaseWSGIServer):
+        # Closed by the server's own loop thread (waitress runs a trigger's thunks there): closed from this
+        # thread, the listening socket could vanish under the loop's select() (EBADF in that thread).
+        trigger: Any = server.trigger  # waitress's stubs type it loosely
+        trigger.pull_trigger(server.close)
+    else:
+        server.close()
 
 
 def serve(settings: Settings, port: int | None = None, host: str = "0.0.0.0") -> None:  # noqa: S104
