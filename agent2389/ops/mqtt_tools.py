@@ -8,6 +8,7 @@ import queue
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -166,18 +167,7 @@ def _next_status(inbox: queue.Queue[Received], timeout_s: float) -> str | None:
 
 
 def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw: bool) -> int:
-    deadline = time.monotonic() + wait_s
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            topic, payload, _ = inbox.get(timeout=remaining)
-        except queue.Empty:
-            break
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            continue
-        if not isinstance(body, dict) or body.get("task_id") != task_id:
-            continue
+    for topic, body in _messages_of(inbox, task_id, wait_s):
         if is_progress_topic(topic):
             print(progress_line(body), file=sys.stderr, flush=True)
             continue
@@ -190,7 +180,16 @@ def _await_answer(inbox: queue.Queue[Received], task_id: str, wait_s: float, raw
 def _print_last_progress(inbox: queue.Queue[Received], task_id: str, answer_topic: str) -> None:
     """The answering agent says TaskComplete (or TaskError) once the answer is out, so that event can reach
     us just after the answer: wait a moment for it (progress is best effort, so never long)."""
-    deadline = time.monotonic() + LAST_PROGRESS_WAIT_S
+    for topic, body in _messages_of(inbox, task_id, LAST_PROGRESS_WAIT_S):
+        if is_progress_topic(topic):
+            print(progress_line(body), file=sys.stderr, flush=True)
+            if _last_of_the_answer(body, answer_topic):
+                return
+
+
+def _messages_of(inbox: queue.Queue[Received], task_id: str, wait_s: float) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The JSON objects about ``task_id`` that arrive within ``wait_s``, with their topics."""
+    deadline = time.monotonic() + wait_s
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             topic, payload, _ = inbox.get(timeout=remaining)
@@ -200,11 +199,8 @@ def _print_last_progress(inbox: queue.Queue[Received], task_id: str, answer_topi
             body = json.loads(payload)
         except ValueError:
             continue
-        if not is_progress_topic(topic) or not isinstance(body, dict) or body.get("task_id") != task_id:
-            continue
-        print(progress_line(body), file=sys.stderr, flush=True)
-        if _last_of_the_answer(body, answer_topic):
-            return
+        if isinstance(body, dict) and body.get("task_id") == task_id:
+            yield topic, body
 
 
 def _last_of_the_answer(event: dict[str, Any], answer_topic: str) -> bool:
