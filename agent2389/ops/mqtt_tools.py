@@ -27,8 +27,6 @@ from agent2389.protocol.topics import input_topic, require_agent_id, require_con
 Received = tuple[str, bytes, bool]
 # A broker sends a retained message right after the SUBACK; none by then means there is none.
 RETAINED_STATUS_WAIT_S = 1.0
-
-
 LAST_PROGRESS_WAIT_S = 1.0
 
 

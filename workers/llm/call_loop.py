@@ -157,7 +157,6 @@ class LoopClient(Generic[C]):
         return self._pool.get()
 
     def run(self, call: Callable[[C], Coroutine[Any, Any, T]]) -> T:
-        self._pool.get()
         return self._loop.run(lambda: self._pool.use(call), self._deadline_s)
 
     def close(self) -> None:
