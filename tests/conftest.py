@@ -22,6 +22,7 @@ import redis
 
 from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL
+from tests import leftover_statuses
 from tests.reliability import results
 from tests.services import Service, find_or_start, mosquitto_command, redis_command
 
@@ -51,6 +52,26 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 # Here, not in tests/reliability/conftest.py: under pytest-xdist the process that reports the run collects
 # no tests, so it loads this conftest.py only.
+LEFTOVERS_BEFORE = pytest.StashKey[dict[str, bytes]]()
+
+
+def shared_mqtt_url() -> str:
+    return environment.value(environment.MQTT_URL, "mqtt://127.0.0.1:1883")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # In the run's own process only: an xdist worker's session is one part of the run.
+    if not hasattr(session.config, "workerinput"):
+        before = leftover_statuses.retained_statuses(shared_mqtt_url())
+        if before is not None:
+            session.config.stash[LEFTOVERS_BEFORE] = before
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if LEFTOVERS_BEFORE in session.config.stash:
+        leftover_statuses.clear_new_unavailable(shared_mqtt_url(), session.config.stash[LEFTOVERS_BEFORE])
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     results.collect(report.user_properties)
 
@@ -71,8 +92,7 @@ def redis_service() -> Iterator[Service]:
 
 @pytest.fixture(scope="session")
 def mqtt_service() -> Iterator[Service]:
-    service = find_or_start("mosquitto", environment.value(environment.MQTT_URL, "mqtt://127.0.0.1:1883"),
-                            "mosquitto", mosquitto_command)
+    service = find_or_start("mosquitto", shared_mqtt_url(), "mosquitto", mosquitto_command)
     yield service
     service.stop()
 
