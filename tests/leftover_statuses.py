@@ -63,7 +63,8 @@ def clear_new_unavailable(mqtt_url: str, before: dict[str, bytes], containing: s
     now = retained_statuses(mqtt_url)
     if now is None:
         return 0
-    leftovers = [topic for topic, payload in now.items() if topic not in before and containing in topic and _unavailable(payload)]
+    leftovers = [topic for topic, payload in now.items()
+                 if topic not in before and containing in topic and _unavailable(payload)]
     if not leftovers:
         return 0
     parts = urlsplit(mqtt_url)
