@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, Protocol, TypeVar
@@ -24,7 +25,11 @@ import httpx2
 
 from agent2389.protocol.errors import LLMError
 
+log = logging.getLogger("agent2389.worker.llm")
 T = TypeVar("T")
+# Closing the clients cancels what is left and closes sockets without waiting for the peer, so this bound
+# is never reached in practice; it is there so that a client library that did wait cannot hang a shutdown.
+CLOSE_WAIT_S = 10.0
 SyncHook = Callable[[httpx2.Response], None]
 AsyncHook = Callable[[httpx2.Response], Awaitable[None]]
 
@@ -52,17 +57,22 @@ class CallLoop:
             future.cancel()
             raise LLMError(f"the LLM call did not end within {deadline_s:g} s") from None
 
-    def close(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:
-        """Runs ``last()`` (closing the client), cancels what is still running and stops the thread."""
+    def close(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None,
+              wait_s: float = CLOSE_WAIT_S) -> None:
+        """Runs ``last()`` (closing the client), cancels what is still running and stops the thread, waiting
+        at most about ``wait_s`` for each; a loop that does not stop in time is left to its daemon thread."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
-        asyncio.run_coroutine_threadsafe(_finish(last), loop).result()
+        # The calls are cancelled even when closing the clients failed or hung: their threads are waiting.
+        for step, what in ((_close_clients(last), "closing the clients"), (_cancel_calls(), "cancelling the calls")):
+            _run_bounded(loop, step, wait_s, f"{what} on {self._name}")
         loop.call_soon_threadsafe(loop.stop)
-        thread.join()
-        loop.close()
+        thread.join(wait_s)
+        if not thread.is_alive():
+            loop.close()
 
     def _running(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -73,9 +83,24 @@ class CallLoop:
             return self._loop
 
 
-async def _finish(last: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
+def _run_bounded(loop: asyncio.AbstractEventLoop, step: Coroutine[Any, Any, None], wait_s: float,
+                 what: str) -> None:
+    running = asyncio.run_coroutine_threadsafe(step, loop)
+    try:
+        running.result(wait_s)
+    except TimeoutError:
+        running.cancel()
+        log.warning("%s took longer than %g s; the worker goes on stopping", what, wait_s)
+    except Exception as exc:  # best effort: what matters is that the loop stops
+        log.warning("%s failed (%s); the worker goes on stopping", what, type(exc).__name__)
+
+
+async def _close_clients(last: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
     if last is not None:
         await last()
+
+
+async def _cancel_calls() -> None:
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
     for task in pending:

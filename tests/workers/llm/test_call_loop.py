@@ -87,6 +87,36 @@ def test_closing_the_loop_ends_a_waiting_call_with_an_llm_error_and_runs_the_las
     assert "shutting down" in str(outcome[0])
 
 
+def test_a_client_that_never_finishes_closing_does_not_hang_the_shutdown_and_the_waiting_call_still_ends() -> None:
+    loop = CallLoop("test-llm")
+    started, caller_done = threading.Event(), threading.Event()
+    outcome: list[BaseException] = []
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    async def close_forever() -> None:
+        await asyncio.Event().wait()
+
+    def call() -> None:
+        try:
+            loop.run(hang, deadline_s=60)
+        except BaseException as exc:  # the test looks at whatever it was
+            outcome.append(exc)
+        caller_done.set()
+
+    threading.Thread(target=call, daemon=True).start()
+    assert started.wait(5)
+    closing = threading.Thread(target=loop.close, args=(close_forever,), kwargs={"wait_s": 0.3}, daemon=True)
+    closing.start()
+
+    closing.join(10)
+    assert not closing.is_alive(), "close() hung on a client that never closed"
+    assert caller_done.wait(5)
+    assert isinstance(outcome[0], LLMError) and "shutting down" in str(outcome[0])
+
+
 def test_a_call_after_close_starts_the_loop_again(loop: CallLoop) -> None:
     async def answer() -> str:
         return "answered"
