@@ -14,7 +14,7 @@ import pytest
 from agent2389.celery_app import TRANSPORT
 from bench.celery_baseline import AGENT2389, TRANSPORT_ENV, app_for
 from bench.procstats import ProcessUsage
-from bench.report import Row, table, targets
+from bench.report import Row, fan_in_ceiling, table, targets
 from tests.conftest import REPO
 
 # A small bench run takes 15 s here and over 50 s on a loaded machine: its own limit stays below pytest's,
@@ -50,6 +50,23 @@ def test_fan_in_is_measured_against_the_bare_async_sdk_in_the_same_run() -> None
         return found.met
 
     assert met(300) and not met(260)
+
+
+def test_fan_ins_ceiling_is_what_the_cores_carry_at_a_bare_celery_no_op_plus_a_bare_sdk_call_per_task() -> None:
+    def used(scenario: str, run: str, answered: int, *usage: tuple[str, float]) -> Row:
+        return Row(scenario, run, 2, answered, answered, 0, 0, 0, 10.0, answered / 10.0, {},
+                   [ProcessUsage(name, cpu_s, 50.0, 60.0) for name, cpu_s in usage])
+
+    rows = [used("baseline", "celery no-op", 1000, ("worker-1", 1.5), ("producer", 0.4), ("redis", 0.1)),  # 2 ms
+            used("fan-in", "bare async SDK, 1000 in flight", 500, ("async-sdk-1", 0.75), ("async-sdk-2", 0.75)),  # 3
+            used("fan-in", "fake Anthropic 2 s", 200, ("worker-1", 5.0), ("fake-llm", 0.2))]  # the fake: 1 ms
+
+    ceiling = fan_in_ceiling(rows)
+
+    assert ceiling == pytest.approx((os.cpu_count() or 1) * 1000 / 6)
+    [found] = [t for t in targets(rows) if t.name.startswith("fan-in against its ceiling")]
+    assert f"20 / {min(ceiling, 500):.0f} tasks/s" in found.measured, "capped by 1,000 calls in flight / 2 s"
+    assert fan_in_ceiling(rows[1:]) is None, "no ceiling without the no-op's run"
 
 
 def test_a_lost_answer_or_a_heavy_worker_misses_its_target() -> None:
