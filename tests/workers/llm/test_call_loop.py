@@ -58,63 +58,58 @@ def test_a_call_past_its_deadline_is_cancelled_and_fails_with_an_llm_error(loop:
     assert cancelled.wait(5)
 
 
+class HangingCall:
+    """A call waiting on the loop in a thread of its own; ``outcome`` is what it raised."""
+
+    def __init__(self, loop: CallLoop) -> None:
+        self.started, self.ended = threading.Event(), threading.Event()
+        self.outcome: list[BaseException] = []
+        self._loop = loop
+        threading.Thread(target=self._call, daemon=True).start()
+        assert self.started.wait(5)
+
+    async def _hang(self) -> None:
+        self.started.set()
+        await asyncio.sleep(60)
+
+    def _call(self) -> None:
+        try:
+            self._loop.run(self._hang, deadline_s=60)
+        except BaseException as exc:  # the test looks at whatever it was
+            self.outcome.append(exc)
+        self.ended.set()
+
+
 def test_closing_the_loop_ends_a_waiting_call_with_an_llm_error_and_runs_the_last_step_first() -> None:
     loop = CallLoop("test-llm")
-    started, closed_client = threading.Event(), threading.Event()
-    outcome: list[BaseException] = []
-
-    async def hang() -> None:
-        started.set()
-        await asyncio.sleep(60)
+    closed_client = threading.Event()
 
     async def close_client() -> None:
         closed_client.set()
 
-    def call() -> None:
-        try:
-            loop.run(hang, deadline_s=60)
-        except BaseException as exc:  # the test looks at whatever it was
-            outcome.append(exc)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    assert started.wait(5)
+    call = HangingCall(loop)
     loop.close(close_client)
-    caller.join(5)
 
+    assert call.ended.wait(5)
     assert closed_client.is_set()
-    assert len(outcome) == 1 and isinstance(outcome[0], LLMError)
-    assert "shutting down" in str(outcome[0])
+    assert len(call.outcome) == 1 and isinstance(call.outcome[0], LLMError)
+    assert "shutting down" in str(call.outcome[0])
 
 
 def test_a_client_that_never_finishes_closing_does_not_hang_the_shutdown_and_the_waiting_call_still_ends() -> None:
     loop = CallLoop("test-llm")
-    started, caller_done = threading.Event(), threading.Event()
-    outcome: list[BaseException] = []
-
-    async def hang() -> None:
-        started.set()
-        await asyncio.sleep(60)
 
     async def close_forever() -> None:
         await asyncio.Event().wait()
 
-    def call() -> None:
-        try:
-            loop.run(hang, deadline_s=60)
-        except BaseException as exc:  # the test looks at whatever it was
-            outcome.append(exc)
-        caller_done.set()
-
-    threading.Thread(target=call, daemon=True).start()
-    assert started.wait(5)
+    call = HangingCall(loop)
     closing = threading.Thread(target=loop.close, args=(close_forever,), kwargs={"wait_s": 0.3}, daemon=True)
     closing.start()
 
     closing.join(10)
     assert not closing.is_alive(), "close() hung on a client that never closed"
-    assert caller_done.wait(5)
-    assert isinstance(outcome[0], LLMError) and "shutting down" in str(outcome[0])
+    assert call.ended.wait(5)
+    assert isinstance(call.outcome[0], LLMError) and "shutting down" in str(call.outcome[0])
 
 
 def test_a_call_after_close_starts_the_loop_again(loop: CallLoop) -> None:
