@@ -31,6 +31,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-seconds", type=float, default=15.0, help="length of the open-loop latency runs")
     p.add_argument("--llm-delay", type=float, default=2.0, help="seconds the fan-in scenario's LLM takes")
     p.add_argument("--in-flight", type=int, default=1000, help="tasks in flight in the fan-in scenario")
+    p.add_argument("--fan-in-threads", type=int, default=0,
+                   help="threads per worker process in the fan-in scenario (default: in-flight / 2, every task "
+                        "in flight on a thread; fewer leave the rest waiting in Redis)")
     p.add_argument("--log-level", default="INFO", help="AGENT2389_LOG_LEVEL of bridge and workers (INFO in production)")
     p.add_argument("--json", metavar="FILE", nargs="?", const="-", help="write the results as JSON (- = stdout)")
     p.add_argument("--keep", action="store_true", help="keep the run directory with every process's log")
@@ -44,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.scenarios or list(SCENARIOS)
     sizes = Sizes(tasks=args.tasks, workers=args.workers, concurrency=args.concurrency, window=args.window,
                   scale=tuple(int(n) for n in args.scale.split(",")), latency_seconds=args.latency_seconds,
-                  llm_delay_s=args.llm_delay, in_flight=args.in_flight)
+                  llm_delay_s=args.llm_delay, in_flight=args.in_flight,
+                  fan_in_threads=args.fan_in_threads)
     redis_url = environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL)
     run_dir = Path(tempfile.mkdtemp(prefix="agent2389-bench-"))
     about = machine()

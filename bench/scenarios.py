@@ -28,7 +28,8 @@ class Sizes:
     scale: tuple[int, ...] = (1, 2, 4)
     latency_seconds: float = 15.0  # length of the open-loop run at half of the peak
     llm_delay_s: float = 2.0  # the fan-in scenario's LLM
-    in_flight: int = 1000  # the fan-in scenario's tasks in flight (its workers' threads, all together)
+    in_flight: int = 1000  # the fan-in scenario's tasks in flight
+    fan_in_threads: int = 0  # threads per fan-in worker process; 0: in_flight / its processes
     measured: dict[str, float] = field(default_factory=dict)  # peaks found so far, by scenario
 
 
@@ -79,7 +80,8 @@ def fake_llm(ctx: Context, delay_s: float) -> Iterator[dict[str, str]]:
 def fan_in(ctx: Context, sizes: Sizes) -> list[Row]:
     delay, in_flight = sizes.llm_delay_s, sizes.in_flight
     count = max(in_flight * 2, sizes.tasks // 2)
-    concurrency = max(1, in_flight // FAN_IN_WORKERS)
+    concurrency = sizes.fan_in_threads or max(1, in_flight // FAN_IN_WORKERS)
+    threads = f", {concurrency} threads per process" if sizes.fan_in_threads else ""
     rows = []
     with fake_llm(ctx, delay) as server:
         agents = _agents("fan")
@@ -87,13 +89,14 @@ def fan_in(ctx: Context, sizes: Sizes) -> list[Row]:
                "api_key_env": "BENCH_ANTHROPIC_API_KEY", "max_retries": 0, "timeout_s": 30}
         with agent_stack(ctx, "fan-in", agents, FAN_IN_WORKERS, concurrency, llm,
                          env={"BENCH_ANTHROPIC_API_KEY": server["api_key"]}) as stack:
-            rows.append(load_run(ctx, "fan-in", f"fake Anthropic {delay:g} s, {in_flight} in flight", FAN_IN_WORKERS,
+            run = f"fake Anthropic {delay:g} s, {in_flight} in flight{threads}"
+            rows.append(load_run(ctx, "fan-in", run, FAN_IN_WORKERS,
                                  LoadSpec(ctx.broker.port, agents, count, window=in_flight), stack))
         rows.append(async_sdk_baseline(ctx, server, count, in_flight))
     agents = _agents("fan")
     echo = {**ECHO, "delay_s": delay}
     with agent_stack(ctx, "fan-in-echo", agents, FAN_IN_WORKERS, concurrency, echo) as stack:
-        run = f"echo sleeping {delay:g} s (no HTTP), {in_flight} in flight"
+        run = f"echo sleeping {delay:g} s (no HTTP), {in_flight} in flight{threads}"
         spec = LoadSpec(ctx.broker.port, agents, count, window=in_flight)
         rows.append(load_run(ctx, "fan-in", run, FAN_IN_WORKERS, spec, stack))
     return rows

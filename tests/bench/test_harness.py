@@ -123,9 +123,13 @@ def test_overhead_baseline_and_pipeline_answer_every_task_once(tmp_path: Path, r
 
 @pytest.mark.slow
 def test_fan_in_through_the_fake_anthropic_api_answers_every_task_once(tmp_path: Path, redis_url: str) -> None:
-    result, _ = run_bench(tmp_path, redis_url, "fan-in", "--llm-delay", "0.2", "--in-flight", "10")
+    # Fewer threads than tasks in flight: the rest wait in Redis and are answered all the same.
+    result, _ = run_bench(tmp_path, redis_url, "fan-in", "--llm-delay", "0.2", "--in-flight", "10",
+                          "--fan-in-threads", "3")
     assert [r["run"].split(" ")[0] for r in result["rows"]] == ["fake", "bare", "echo"]
     assert all(r["workers"] == 2 for r in result["rows"])
+    ours = [r["run"] for r in result["rows"] if not r["run"].startswith("bare")]
+    assert ours and all(run.endswith("10 in flight, 3 threads per process") for run in ours)
 
 
 @pytest.mark.slow
