@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+
+from agent2389.config.agent import MqttSection
+from agent2389.mqtt import connect_options, make_client
 
 STATUS_FILTER = "/control/agents/+/status"
 WAIT_S = 30
@@ -24,10 +25,10 @@ WAIT_S = 30
 
 def retained_statuses(mqtt_url: str) -> dict[str, bytes] | None:
     """Every retained status on the broker by topic; None when the broker cannot be reached."""
-    parts = urlsplit(mqtt_url)
-    # QoS 0: the broker sends every retained message, not only as many as its queue for one client holds.
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"leftovers-{uuid.uuid4().hex[:8]}",
-                         protocol=paho.MQTTv5)
+    try:
+        client = _connected(mqtt_url)
+    except OSError:
+        return None
     marker = f"test-leftovers/{uuid.uuid4().hex}"
     statuses: dict[str, bytes] = {}
     done = threading.Event()
@@ -42,13 +43,11 @@ def retained_statuses(mqtt_url: str) -> dict[str, bytes] | None:
         # The broker sends a subscription's retained messages before anything published after its SUBACK.
         client.publish(marker, b"end", qos=0)
 
+    # Set before the loop starts, so before the CONNACK is read. QoS 0: the broker sends every retained
+    # message, not only as many as its queue for one client holds.
     client.on_message = received
     client.on_subscribe = subscribed
     client.on_connect = lambda client, *args: client.subscribe([(STATUS_FILTER, 0), (marker, 0)])
-    try:
-        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
-    except OSError:
-        return None
     client.loop_start()
     try:
         return statuses if done.wait(WAIT_S) else None
@@ -67,10 +66,7 @@ def clear_new_unavailable(mqtt_url: str, before: dict[str, bytes], containing: s
                  if topic not in before and containing in topic and _unavailable(payload)]
     if not leftovers:
         return 0
-    parts = urlsplit(mqtt_url)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"leftovers-{uuid.uuid4().hex[:8]}",
-                         protocol=paho.MQTTv5)
-    client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    client = _connected(mqtt_url)
     client.loop_start()
     try:
         sent = [client.publish(topic, b"", qos=1, retain=True) for topic in leftovers]
@@ -80,6 +76,14 @@ def clear_new_unavailable(mqtt_url: str, before: dict[str, bytes], containing: s
         client.disconnect()
         client.loop_stop()
     return len(leftovers)
+
+
+def _connected(mqtt_url: str) -> paho.Client:
+    """A client built as agent2389 builds them, its CONNECT sent (raises OSError when nothing listens)."""
+    mqtt = MqttSection(broker_url=mqtt_url)
+    client = make_client(mqtt, f"leftovers-{uuid.uuid4().hex[:8]}")
+    client.connect(**connect_options(mqtt, persistent=False))
+    return client
 
 
 def _unavailable(payload: bytes) -> bool:
