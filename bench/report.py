@@ -99,14 +99,12 @@ def targets(rows: list[Row], fan_in_rate: float = 500.0) -> list[Target]:
             ratio = fan_in.throughput / bare.throughput
             found.append(Target("fan-in throughput >= 70% of the bare async SDK (same calls, fake and processes)",
                                 f"{fan_in.throughput:.0f} / {bare.throughput:.0f} tasks/s = {ratio:.0%}", ratio >= 0.7))
-        ceiling = fan_in_ceiling(rows)
-        ceiling = min(ceiling, fan_in_rate) if ceiling else None
-        if ceiling:
+        if noop and bare and (ceiling := fan_in_ceiling(noop, bare, fan_in, fan_in_rate)):
             found.append(Target(f"fan-in against its ceiling on {_cores()} cores: a bare Celery no-op plus a bare SDK "
                                 "call and the fake's side of it, by their CPU per task in this run (report)",
                                 f"{fan_in.throughput:.0f} / {ceiling:.0f} tasks/s = {fan_in.throughput / ceiling:.0%}"
                                 + (f"; the ceiling is {ceiling / bare.throughput:.0%} of the bare SDK's rate"
-                                   if bare and bare.throughput else ""), True))
+                                   if bare.throughput else ""), True))
         rss = max((p.peak_rss_mb for p in fan_in.processes if p.name.startswith("worker")), default=0.0)
         found.append(Target("fan-in peak RSS per worker process < 200 MB", f"{rss:.0f} MB", 0 < rss < 200))
     events_off = _find(rows, "events", "peak, Celery events off")
@@ -142,18 +140,13 @@ def _cpu_ms_per_task(row: Row, names: tuple[str, ...] = ()) -> float:
     return used * 1000 / row.answered if row.answered else 0.0
 
 
-def fan_in_ceiling(rows: list[Row]) -> float | None:
+def fan_in_ceiling(noop: Row, bare: Row, fan_in: Row, fan_in_rate: float) -> float | None:
     """Tasks/s the machine's cores could carry if a task cost only a bare Celery no-op (worker, producer and
-    Redis, at the baseline's peak) plus one bare async SDK call and the fake API's side of it: an upper
-    bound on fan-in, which pays both and more (MQTT in and out, the bridge, the ledger) on the same cores.
-    (The calls in flight ÷ the fake's delay bound it too; ``targets`` applies that.)"""
-    noop = next((r for r in rows if r.scenario == "baseline" and r.run == "celery no-op"), None)
-    bare = _find(rows, "fan-in", "bare async SDK")
-    fan_in = _find(rows, "fan-in", "fake Anthropic")
-    if not (noop and bare and fan_in):
-        return None
+    Redis, at the baseline's peak) plus one bare async SDK call and the fake API's side of it, and no more
+    than ``fan_in_rate`` (calls in flight ÷ the fake's delay): an upper bound on fan-in, which pays both
+    and more (MQTT in and out, the bridge, the ledger) on the same cores."""
     per_task_ms = _cpu_ms_per_task(noop) + _cpu_ms_per_task(bare) + _cpu_ms_per_task(fan_in, ("fake",))
-    return _cores() * 1000 / per_task_ms if per_task_ms else None
+    return min(_cores() * 1000 / per_task_ms, fan_in_rate) if per_task_ms else None
 
 
 def target_lines(found: list[Target]) -> str:

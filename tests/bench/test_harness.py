@@ -61,12 +61,14 @@ def test_fan_ins_ceiling_is_what_the_cores_carry_at_a_bare_celery_no_op_plus_a_b
             used("fan-in", "bare async SDK, 1000 in flight", 500, ("async-sdk-1", 0.75), ("async-sdk-2", 0.75)),  # 3
             used("fan-in", "fake Anthropic 2 s", 200, ("worker-1", 5.0), ("fake-llm", 0.2))]  # the fake: 1 ms
 
-    ceiling = fan_in_ceiling(rows)
+    ceiling = fan_in_ceiling(*rows, fan_in_rate=float("inf"))
 
     assert ceiling == pytest.approx((os.cpu_count() or 1) * 1000 / 6)
+    assert fan_in_ceiling(*rows, fan_in_rate=500) == min(ceiling, 500), "capped by 1,000 calls in flight / 2 s"
     [found] = [t for t in targets(rows) if t.name.startswith("fan-in against its ceiling")]
-    assert f"20 / {min(ceiling, 500):.0f} tasks/s" in found.measured, "capped by 1,000 calls in flight / 2 s"
-    assert fan_in_ceiling(rows[1:]) is None, "no ceiling without the no-op's run"
+    assert f"20 / {min(ceiling, 500):.0f} tasks/s" in found.measured
+    assert not [t for t in targets(rows[1:]) if t.name.startswith("fan-in against its ceiling")], \
+        "no ceiling without the no-op's run"
 
 
 def test_a_lost_answer_or_a_heavy_worker_misses_its_target() -> None:
