@@ -25,7 +25,7 @@ import httpx2
 
 from agent2389.protocol.errors import LLMError
 
-log = logging.getLogger("agent2389.worker.llm")
+log = logging.getLogger("agent2389.llm")
 T = TypeVar("T")
 # Closing the clients cancels what is left and closes sockets without waiting for the peer, so this bound
 # is never reached in practice; it is there so that a client library that did wait cannot hang a shutdown.
@@ -66,9 +66,10 @@ class CallLoop:
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
-        # The calls are cancelled even when closing the clients failed or hung: their threads are waiting.
-        for step, what in ((_close_clients(last), "closing the clients"), (_cancel_calls(), "cancelling the calls")):
-            _run_bounded(loop, step, wait_s, f"{what} on {self._name}")
+        if last is not None:
+            _run_bounded(loop, last(), wait_s, f"closing the clients on {self._name}")
+        # Even when closing the clients failed or hung: the calls' threads are waiting.
+        _run_bounded(loop, _cancel_calls(), wait_s, f"cancelling the calls on {self._name}")
         loop.call_soon_threadsafe(loop.stop)
         thread.join(wait_s)
         if not thread.is_alive():
@@ -93,11 +94,6 @@ def _run_bounded(loop: asyncio.AbstractEventLoop, step: Coroutine[Any, Any, None
         log.warning("%s took longer than %g s; the worker goes on stopping", what, wait_s)
     except Exception as exc:  # best effort: what matters is that the loop stops
         log.warning("%s failed (%s); the worker goes on stopping", what, type(exc).__name__)
-
-
-async def _close_clients(last: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
-    if last is not None:
-        await last()
 
 
 async def _cancel_calls() -> None:
