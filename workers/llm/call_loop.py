@@ -9,7 +9,8 @@ thread, and the waiting threads cost nothing until their answer is there.
 
 Each provider owns one :class:`LoopClient` and its :class:`CallLoop` (so one loop per agent in each worker
 process); ``close`` closes the clients on the loop and then stops it, and a call arriving after that
-starts both again, as the blocking client would have reopened its connections.
+starts both again, as the blocking client would have reopened its connections. A loop's
+:class:`~workers.llm.admission.Gate` holds calls back from starting while the loop falls behind.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import httpx2
 
 from agent2389.protocol.errors import LLMError
+from workers.llm.admission import Gate
 
 log = logging.getLogger("agent2389.llm")
 T = TypeVar("T")
@@ -41,12 +43,15 @@ class CallLoop:
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._gate: Gate | None = None
         self._lock = threading.Lock()
 
     def run(self, call: Callable[[], Coroutine[Any, Any, T]], deadline_s: float) -> T:
         """Runs ``call()`` on the loop and waits for its result or exception. A call still running after
-        ``deadline_s`` (a bound the SDK's own time-outs should never reach) is cancelled: LLMError."""
-        future = asyncio.run_coroutine_threadsafe(call(), self._running())
+        ``deadline_s`` (a bound the SDK's own time-outs should never reach) is cancelled: LLMError. The
+        deadline counts the wait at the gate; the SDK's time-outs begin after it."""
+        loop, gate = self._running()
+        future = asyncio.run_coroutine_threadsafe(_through(gate, call), loop)
         try:
             return future.result(deadline_s)
         except concurrent.futures.CancelledError:
@@ -63,7 +68,7 @@ class CallLoop:
         at most about ``wait_s`` for each; a loop that does not stop in time is left to its daemon thread."""
         with self._lock:
             loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
+            self._loop = self._thread = self._gate = None
         if loop is None or thread is None:
             return
         if last is not None:
@@ -75,13 +80,26 @@ class CallLoop:
         if not thread.is_alive():
             loop.close()
 
-    def _running(self) -> asyncio.AbstractEventLoop:
+    @property
+    def gate(self) -> Gate | None:
+        """The running loop's gate (None while no loop runs); read it only on the loop."""
+        return self._gate
+
+    def _running(self) -> tuple[asyncio.AbstractEventLoop, Gate]:
         with self._lock:
-            if self._loop is None:
-                self._loop = asyncio.new_event_loop()
+            if self._loop is None or self._gate is None:
+                self._loop, self._gate = asyncio.new_event_loop(), Gate(self._name)
                 self._thread = threading.Thread(target=self._loop.run_forever, name=self._name, daemon=True)
                 self._thread.start()
-            return self._loop
+            return self._loop, self._gate
+
+
+async def _through(gate: Gate, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    await gate.enter()
+    try:
+        return await call()
+    finally:
+        gate.leave()
 
 
 def _run_bounded(loop: asyncio.AbstractEventLoop, step: Coroutine[Any, Any, None], wait_s: float,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +14,7 @@ import httpx2
 import pytest
 
 from agent2389.protocol.errors import LLMError
+from workers.llm.admission import PROBE_S
 from workers.llm.call_loop import CALLS_PER_CLIENT, CallLoop, LoopClient, async_hooks
 from workers.llm.policy import ssl_context
 
@@ -56,6 +59,54 @@ def test_a_call_past_its_deadline_is_cancelled_and_fails_with_an_llm_error(loop:
     with pytest.raises(LLMError, match=r"did not end within 0\.2 s"):
         loop.run(hang, deadline_s=0.2)
     assert cancelled.wait(5)
+
+
+class Noticed(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.event = threading.Event()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        self.event.set()
+
+
+def test_a_loop_that_fell_behind_holds_new_calls_at_its_gate_until_it_is_on_time_again(loop: CallLoop) -> None:
+    noticed = Noticed()
+    logging.getLogger("agent2389.llm").addHandler(noticed)
+    in_flight = threading.Semaphore(0)
+
+    async def long_call() -> None:
+        in_flight.release()
+        await asyncio.sleep(2)
+
+    async def hold_the_loop() -> None:
+        time.sleep(0.8)  # as a loop with more calls than its CPU serves would be held
+
+    def timed_call() -> float:
+        submitted = time.monotonic()
+        started: list[float] = []
+
+        async def note_start() -> None:
+            started.append(time.monotonic())
+
+        loop.run(note_start, deadline_s=30)
+        return started[0] - submitted
+
+    try:
+        with ThreadPoolExecutor(25) as callers:
+            first = [callers.submit(loop.run, long_call, 30) for _ in range(20)]
+            assert all(in_flight.acquire(timeout=5) for _ in first)
+            loop.run(hold_the_loop, deadline_s=30)
+            assert noticed.event.wait(5), "the gate did not notice that the loop fell behind"
+            waits = list(callers.map(lambda _: timed_call(), range(5)))
+            assert all(call.result(30) is None for call in first)
+    finally:
+        logging.getLogger("agent2389.llm").removeHandler(noticed)
+
+    assert "behind: at most" in noticed.messages[0]
+    assert max(waits) >= PROBE_S  # without the gate a call starts within milliseconds
 
 
 class HangingCall:
