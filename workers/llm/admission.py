@@ -14,6 +14,7 @@ does), and a worker that keeps up never meets the gate: it starts with no limit.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import deque
@@ -53,7 +54,8 @@ class Gate:
 
     async def enter(self) -> None:
         if self._watcher is None:
-            self._watcher = asyncio.get_running_loop().create_task(self._watch_lag())
+            # A context of its own: a task would copy the calling task's, and log under its span.
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_lag(), context=contextvars.Context())
         if self.running < self.limit and not self._waiting:
             self.running += 1
             return

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx2
 import pytest
 
+from agent2389.logs import JsonFormatter, span
 from agent2389.protocol.errors import LLMError
 from workers.llm.admission import PROBE_S
 from workers.llm.call_loop import CALLS_PER_CLIENT, CallLoop, LoopClient, async_hooks
@@ -68,7 +71,7 @@ class Noticed(logging.Handler):
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        self.messages.append(JsonFormatter().format(record))  # formatted where it is logged: with its span
         self.event.set()
 
 
@@ -84,6 +87,10 @@ def test_a_loop_that_fell_behind_holds_new_calls_at_its_gate_until_it_is_on_time
     async def hold_the_loop() -> None:
         time.sleep(0.8)  # as a loop with more calls than its CPU serves would be held
 
+    def call_in_a_task(call: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        with span("task_processing", task_id="a-task"):
+            loop.run(call, deadline_s=30)
+
     def timed_call() -> float:
         submitted = time.monotonic()
         started: list[float] = []
@@ -96,7 +103,7 @@ def test_a_loop_that_fell_behind_holds_new_calls_at_its_gate_until_it_is_on_time
 
     try:
         with ThreadPoolExecutor(25) as callers:
-            first = [callers.submit(loop.run, long_call, 30) for _ in range(20)]
+            first = [callers.submit(call_in_a_task, long_call) for _ in range(20)]
             assert all(in_flight.acquire(timeout=5) for _ in first)
             loop.run(hold_the_loop, deadline_s=30)
             assert noticed.event.wait(5), "the gate did not notice that the loop fell behind"
@@ -105,7 +112,9 @@ def test_a_loop_that_fell_behind_holds_new_calls_at_its_gate_until_it_is_on_time
     finally:
         logging.getLogger("agent2389.llm").removeHandler(noticed)
 
-    assert "behind: at most" in noticed.messages[0]
+    warning = json.loads(noticed.messages[0])
+    assert "behind: at most" in warning["fields"]["message"]
+    assert "span" not in warning  # the gate's, not the task's whose call happened to start its watcher
     assert max(waits) >= PROBE_S  # without the gate a call starts within milliseconds
 
 
