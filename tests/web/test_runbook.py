@@ -5,23 +5,27 @@ The only change to a line is the port: ``localhost:8080`` becomes the test serve
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import shlex
 import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent2389.logs import JsonFormatter
 from tests.conftest import REPO
 from tests.e2e.stack import MqttPeer, Stack, write_agent
 from tests.services import IN_CI, free_port
 from tests.web.conftest import AGENTS, System
+from workers.llm.admission import Gate
 
 RUNBOOKS = (REPO.parent / "shared" / "seeds" / "RUNBOOK.md", REPO / "docs" / "runbook.md")
 TARGET = "localhost:8080"
@@ -180,23 +184,36 @@ def test_every_runbook_line_gives_a_true_answer_from_a_real_web_process(
         stack.stop_all()
 
 
-def log_filter(markdown: str, marker: str) -> str:
-    """The jq filter of the runbook's ``kubectl logs … | jq '…'`` line that contains ``marker``."""
+def log_query(markdown: str, marker: str) -> list[str]:
+    """jq's arguments (options, then the filter) in the runbook's ``kubectl logs … | jq …`` line that
+    contains ``marker``."""
     for command in shell_commands(markdown):
         if command.startswith("kubectl logs") and marker in command:
-            return shlex.split(re.split(r"\|\s*jq\s+", command, maxsplit=1)[1])[0]
+            return shlex.split(re.split(r"\|\s*jq\s+", command, maxsplit=1)[1])
     pytest.fail(f"no log query with {marker!r} in the runbook")
+
+
+def run_log_query(markdown: str, marker: str, logs: str) -> list[Any]:
+    result = subprocess.run(["jq", "-c", *log_query(markdown, marker)], input=logs, capture_output=True,
+                            text=True, timeout=20, check=False)
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+LOG_QUERIES: dict[str, Callable[[Any], bool]] = {
+    'select(.span.name=="task_processing")': lambda line: line["span"]["name"] == "task_processing",
+    'select(.target | contains("mqtt"))': lambda line: "mqtt" in line["target"],
+}
 
 
 def assert_log_queries_find(stack: Stack, markdown: str) -> None:
     """The runbook's log queries, run on the processes' real JSON logs, find what they look for."""
     logs = "".join(p.log_path.read_text() for p in stack.processes)
-    for marker in ('select(.span.name=="task_processing")', 'select(.target | contains("mqtt"))'):
-        result = subprocess.run(["jq", "-c", log_filter(markdown, marker)], input=logs, capture_output=True,
-                                text=True, timeout=20, check=False)
-        assert result.returncode == 0, result.stderr
-        found = [json.loads(line) for line in result.stdout.splitlines()]
+    for marker, wanted in LOG_QUERIES.items():
+        found = run_log_query(markdown, marker, logs)
         assert found, f"the runbook's log query {marker} finds nothing"
+        # Each a log line that matches: jq's options taken for its filter once printed every line as a string.
+        assert all(isinstance(line, dict) and wanted(line) for line in found), found[:3]
     lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
     spans = [line for line in lines if line.get("span", {}).get("name") == "task_processing"]
     assert all({"task_id", "agent_id", "conversation_id"} <= set(line["span"]) for line in spans)
@@ -245,3 +262,38 @@ def test_with_bridge_and_worker_running_and_tasks_flowing_every_runbook_line_ans
     finally:
         peer.close()
         stack.stop_all()
+
+
+def test_our_runbooks_query_for_workers_past_their_cpu_finds_the_llm_gates_warning() -> None:
+    require("jq")
+    gate_logs = GateLogs()
+    logging.getLogger("agent2389.llm").addHandler(gate_logs)
+    try:
+        async def fall_behind() -> None:
+            gate = Gate("llm-anthropic", probe_s=3600)
+            for _ in range(40):
+                await gate.enter()
+            gate.observe(2.0)
+
+        asyncio.run(fall_behind())
+    finally:
+        logging.getLogger("agent2389.llm").removeHandler(gate_logs)
+    other = [{"level": "WARNING", "target": "agent2389.llm", "fields": {"message": "model x is not in the list"}},
+             {"level": "INFO", "target": "agent2389.worker", "fields": {"message": "task completed"}}]
+    logs = "".join(f"{line}\n" for line in [*map(json.dumps, other), *gate_logs.lines, "celery: not json"])
+
+    found = run_log_query((REPO / "docs" / "runbook.md").read_text(), "behind: at most", logs)
+
+    assert [line["fields"]["message"] for line in found] == [
+        json.loads(gate_logs.lines[0])["fields"]["message"]]
+    assert found[0]["fields"]["message"].startswith("llm-anthropic is 2.0 s behind: at most 30 LLM calls")
+
+
+class GateLogs(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
