@@ -190,6 +190,7 @@ def metrics_document(snapshot: Snapshot, lifecycle: dict[str, Any]) -> dict[str,
             "concurrency": sum(w.concurrency for w in live),
             "active": sum(w.active for w in live),
             "processed": sum(w.processed for w in live),
+            "llm_calls_waiting": sum(w.llm_waiting for w in live),
         },
         "agents": {r.agent_id: agent_metrics(snapshot, r) for r in records},
         # Restarts of the processes `agent2389 up` supervises, per process name (empty outside `up`).

@@ -45,6 +45,7 @@ def workers(snapshot: Snapshot) -> list[dict[str, Any]]:
             "not_ready": dict(w.not_ready),
             "rss_bytes": w.rss_bytes,
             "cpu_seconds": round(w.cpu_seconds, 3),
+            "llm_calls_waiting": w.llm_waiting,
         })
     return rows
 

@@ -129,6 +129,9 @@ def presence_families(snapshot: Snapshot) -> Iterator[Metric]:
                             value=sum(w.concurrency for w in live))
     yield GaugeMetricFamily("agent2389_worker_active_tasks", "Tasks live workers report running",
                             value=sum(w.active for w in live))
+    yield GaugeMetricFamily("agent2389_llm_calls_waiting", "LLM calls live workers hold back because their "
+                            "event loops fall behind (more calls than their CPU serves)",
+                            value=sum(w.llm_waiting for w in live))
 
 
 def process_families(snapshot: Snapshot) -> Iterator[Metric]:

@@ -12,6 +12,7 @@ from celery.worker import state as worker_state
 from agent2389.state.keys import Keys
 from agent2389.state.presence import Presence, WorkerInfo
 from workers.leases import renew_held_leases
+from workers.llm.admission import calls_waiting
 
 log = logging.getLogger("agent2389.workers.runtime")
 
@@ -38,6 +39,7 @@ class Heartbeat:
 
     def beat(self) -> None:
         self._info.active = len(worker_state.active_requests)
+        self._info.llm_waiting = calls_waiting()
         try:
             self._presence.heartbeat(self._info)
             renew_held_leases(self._redis, self._keys)

@@ -60,10 +60,10 @@ class System:
         return state
 
     def worker(self, worker_id: str, agents: tuple[str, ...] = AGENTS, active: int = 0, processed: int = 0,
-               not_ready: dict[str, str] | None = None, age_s: float = 0.0) -> WorkerInfo:
+               not_ready: dict[str, str] | None = None, age_s: float = 0.0, llm_waiting: int = 0) -> WorkerInfo:
         info = WorkerInfo(worker_id=worker_id, host=f"host-{worker_id}", pid=1000 + len(worker_id), agents=list(agents),
                           concurrency=4, started_at=time.time() - 60, active=active, processed=processed,
-                          not_ready=not_ready or {})
+                          not_ready=not_ready or {}, llm_waiting=llm_waiting)
         self.presence.heartbeat(info)
         if age_s:
             info.last_heartbeat = time.time() - age_s

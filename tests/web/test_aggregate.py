@@ -113,11 +113,11 @@ def test_llm_calls_and_tokens_are_reported_per_model(client: FlaskClient, system
 
 def test_lifecycle_workers_and_queues_describe_the_system_now(client: FlaskClient, system: System) -> None:
     system.healthy()
-    system.worker("w2", agents=("echo",), active=2, processed=9)
+    system.worker("w2", agents=("echo",), active=2, processed=9, llm_waiting=6)
     system.queue("writer", 4)
     body = client.get("/metrics").get_json()
     assert body["queues"] == {"echo": 0, "writer": 4}
-    assert body["workers"] == {"online": 2, "concurrency": 8, "active": 2, "processed": 9}
+    assert body["workers"] == {"online": 2, "concurrency": 8, "active": 2, "processed": 9, "llm_calls_waiting": 6}
     assert body["lifecycle"]["workers_online"] == 2 and body["lifecycle"]["healthy"] is True
     assert body["lifecycle"]["current_state"] == "healthy"
     assert 119 <= body["lifecycle"]["bridge_uptime_seconds"] <= 125

@@ -25,13 +25,13 @@ def test_live_answers_while_the_process_serves(client: FlaskClient) -> None:
 
 
 def test_workers_show_host_pid_queues_load_and_heartbeat(client: FlaskClient, system: System) -> None:
-    system.worker("w1", agents=("echo",), active=2, processed=10)
+    system.worker("w1", agents=("echo",), active=2, processed=10, llm_waiting=4)
     system.worker("w2", agents=("writer",), age_s=30)
     body = client.get("/api/workers").get_json()
     assert body["online"] == 1
     w1, w2 = sorted(body["workers"], key=lambda w: w["worker_id"])
     assert (w1["host"], w1["pid"], w1["queues"], w1["concurrency"]) == ("host-w1", 1002, ["agent.echo"], 4)
-    assert (w1["active"], w1["processed"], w1["online"]) == (2, 10, True)
+    assert (w1["active"], w1["processed"], w1["online"], w1["llm_calls_waiting"]) == (2, 10, True, 4)
     assert abs(w1["last_heartbeat"] - time.time()) < 5
     assert w2["online"] is False and w2["heartbeat_age_seconds"] >= 29
 

@@ -70,8 +70,9 @@ def test_task_counters_and_the_duration_histogram_match_what_was_recorded(client
 
 def test_presence_queue_and_mqtt_gauges(client: FlaskClient, system: System) -> None:
     system.bridge()
-    system.worker("w1", agents=("echo", "writer"), active=1)
-    system.worker("w2", agents=("echo",), not_ready={"echo": "no API key"})
+    system.worker("w1", agents=("echo", "writer"), active=1, llm_waiting=3)
+    system.worker("w2", agents=("echo",), not_ready={"echo": "no API key"}, llm_waiting=2)
+    system.worker("gone", agents=("echo",), llm_waiting=7, age_s=60)
     system.queue("writer", 2)
     system.client.rpush(system.keys.queue("writer") + "\x06\x169", "urgent")
     system.stats.mqtt_published(3)
@@ -80,6 +81,7 @@ def test_presence_queue_and_mqtt_gauges(client: FlaskClient, system: System) -> 
     assert value(samples, "agent2389_workers_ready", agent="echo") == 1
     assert value(samples, "agent2389_worker_processes") == 2
     assert value(samples, "agent2389_worker_active_tasks") == 1
+    assert value(samples, "agent2389_llm_calls_waiting") == 5  # live workers only
     assert value(samples, "agent2389_queue_length", agent="writer") == 3
     assert value(samples, "agent2389_agent_available", agent="echo") == 1
     assert value(samples, "agent2389_mqtt_connected") == 1 and value(samples, "agent2389_bridge_up") == 1

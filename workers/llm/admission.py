@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -32,6 +34,16 @@ SETTLE_S = 1.0
 MIN_RUNNING = 4
 UNLIMITED = 1_000_000
 REPORT_EVERY_S = 60.0
+_gates: weakref.WeakSet[Gate] = weakref.WeakSet()
+_gates_lock = threading.Lock()
+
+
+def calls_waiting() -> int:
+    """Calls waiting at every gate of this process, for its heartbeat (read from another thread: a
+    snapshot, as good as the moment it is read)."""
+    with _gates_lock:
+        gates = list(_gates)
+    return sum(gate.waiting for gate in gates)
 
 
 class Gate:
@@ -47,6 +59,8 @@ class Gate:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._lowered_at = -SETTLE_S
         self._reported_at = -REPORT_EVERY_S
+        with _gates_lock:
+            _gates.add(self)
 
     @property
     def waiting(self) -> int:

@@ -80,11 +80,6 @@ class CallLoop:
         if not thread.is_alive():
             loop.close()
 
-    @property
-    def gate(self) -> Gate | None:
-        """The running loop's gate (None while no loop runs); read it only on the loop."""
-        return self._gate
-
     def _running(self) -> tuple[asyncio.AbstractEventLoop, Gate]:
         with self._lock:
             if self._loop is None or self._gate is None:

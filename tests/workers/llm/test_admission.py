@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from workers.llm.admission import LAG_HIGH_S, LAG_LOW_S, MIN_RUNNING, SETTLE_S, UNLIMITED, Gate
+from workers.llm.admission import LAG_HIGH_S, LAG_LOW_S, MIN_RUNNING, SETTLE_S, UNLIMITED, Gate, calls_waiting
 
 BEHIND = LAG_HIGH_S * 2
 ON_TIME = LAG_LOW_S / 2
@@ -218,3 +220,32 @@ def test_the_loops_lag_is_read_while_calls_run_and_not_on_an_idle_loop() -> None
         gate.leave()
 
     asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_the_calls_waiting_at_every_gate_of_the_process_are_counted() -> None:
+    before = calls_waiting()
+
+    async def test() -> None:
+        gates = [Gate(f"llm-{i}", probe_s=3600) for i in range(2)]
+        held = []
+        for gate in gates:
+            for _ in range(8):
+                await gate.enter()
+            gate.observe(BEHIND)
+            held += await enter_all(gate, 2)
+        assert calls_waiting() == before + 4
+
+        for call in held:
+            call.cancel()
+        await asyncio.gather(*held, return_exceptions=True)
+        assert calls_waiting() == before
+
+    asyncio.run(test())
+
+
+def test_counting_them_keeps_no_gate_alive() -> None:
+    gate = Gate("llm-gone")
+    gone = weakref.ref(gate)
+    del gate
+    gc.collect()
+    assert gone() is None
