@@ -41,9 +41,9 @@ def workers_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no worker has reported"
     return table(
-        ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "PROCESSED", "HEARTBEAT", "STATE"],
+        ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "LLM-WAITING", "PROCESSED", "HEARTBEAT", "STATE"],
         [[w["worker_id"], w["host"], w["pid"], ",".join(w["agents"]), f"{w['active']}/{w['concurrency']}",
-          w["processed"], age(w["last_heartbeat"]),
+          w.get("llm_calls_waiting", 0), w["processed"], age(w["last_heartbeat"]),
           ("online" if w["online"] else "offline") + (" not-ready" if w["not_ready"] else "")] for w in rows],
     )
 

@@ -24,13 +24,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def test_inspect_workers_prints_one_row_per_worker(capsys: pytest.CaptureFixture[str], system: System) -> None:
-    system.worker("w1", agents=("echo",), active=1, processed=5)
+    system.worker("w1", agents=("echo",), active=1, processed=5, llm_waiting=12)
     system.worker("w2", agents=("writer",), age_s=60)
     code, out = run(capsys, "inspect", "workers")
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "PROCESSED", "HEARTBEAT",
-                                              "STATE"]
-    assert lines[2].split()[:5] == ["w1", "host-w1", "1002", "echo", "1/4"] and lines[2].endswith("online")
+    assert code == 0 and lines[0].split() == ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "LLM-WAITING", "PROCESSED",
+                                              "HEARTBEAT", "STATE"]
+    assert lines[2].split()[:7] == ["w1", "host-w1", "1002", "echo", "1/4", "12", "5"] and lines[2].endswith("online")
     assert lines[3].endswith("offline")
 
 

@@ -19,12 +19,14 @@ HEALTHY_GREEN = (0x1F, 0x9D, 0x55)
 
 def test_the_dashboard_renders_workers_queues_agents_and_recent_tasks(client: FlaskClient, system: System) -> None:
     system.healthy()
-    system.worker("w-busy", agents=("echo",), active=3, processed=41)
+    system.worker("w-busy", agents=("echo",), active=3, processed=41, llm_waiting=9)
+    system.worker("w-calm", agents=("echo",), active=1)
     system.queue("writer", 7)
     system.task("echo", "task-123", 0.42)
     html = client.get("/dashboard").get_data(as_text=True)
     assert "system healthy" in html
     assert "w-busy" in html and "host-w-busy" in html and "3/4" in html
+    assert html.count("LLM waiting</span>") == 1 and "9 LLM waiting" in html  # only the worker holding calls back
     assert "agent.writer" in html and ">7<" in html
     assert "task-123" in html and "420 ms" in html and "completed" in html
     assert "dashboard.js" in html
