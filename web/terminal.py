@@ -43,7 +43,7 @@ def workers_table(rows: list[dict[str, Any]]) -> str:
     return table(
         ["WORKER", "HOST", "PID", "AGENTS", "ACTIVE", "LLM-WAITING", "PROCESSED", "HEARTBEAT", "STATE"],
         [[w["worker_id"], w["host"], w["pid"], ",".join(w["agents"]), f"{w['active']}/{w['concurrency']}",
-          w.get("llm_calls_waiting", 0), w["processed"], age(w["last_heartbeat"]),
+          w["llm_calls_waiting"], w["processed"], age(w["last_heartbeat"]),
           ("online" if w["online"] else "offline") + (" not-ready" if w["not_ready"] else "")] for w in rows],
     )
 

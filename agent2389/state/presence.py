@@ -98,8 +98,6 @@ class BridgeState:
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
     rss_bytes: int = 0
     cpu_seconds: float = 0.0
-    # LLM calls held back at this process's event loops (workers/llm/admission.py): more than its CPU serves
-    llm_waiting: int = 0
     # the MQTT broker(s) the bridge connects to, as ``mqtt://host:port`` (never with credentials)
     broker: str = ""
 
