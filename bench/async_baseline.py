@@ -33,7 +33,7 @@ async def call_all(url: str, key: str, calls: int, in_flight: int) -> int:
     def make() -> anthropic.AsyncAnthropic:
         # The worker's connection limits (workers/llm/policy.py): the SDK's default keeps only 100 idle
         # connections, and reconnecting the rest on every wave would measure the fake server's accept loop.
-        http_client = anthropic.DefaultAsyncHttpxClient(limits=CONNECTION_LIMITS)
+        http_client = anthropic.DefaultAioHttpClient(limits=CONNECTION_LIMITS)
         return anthropic.AsyncAnthropic(api_key=key, base_url=url, max_retries=0, timeout=30.0,
                                         http_client=http_client)
 

@@ -99,8 +99,8 @@ class OpenAIProvider:
 
 def _make_client(llm: LlmSection, on_response: Callable[[httpx2.Response], None]) -> openai.AsyncOpenAI:
     hooks = async_hooks(policy.refuse_long_retry_after, on_response)
-    http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": hooks}, limits=policy.CONNECTION_LIMITS,
-                                                 verify=policy.ssl_context())
+    http_client = openai.DefaultAioHttpClient(event_hooks={"response": hooks}, limits=policy.CONNECTION_LIMITS,
+                                              verify=policy.ssl_context())
     return openai.AsyncOpenAI(api_key=policy.api_key(llm), base_url=llm.base_url, timeout=policy.request_timeout(llm),
                          max_retries=llm.max_retries, http_client=http_client)
 
