@@ -36,8 +36,15 @@ class FaultStack(Stack):
         return {**super().env(), "AGENT2389_VISIBILITY_TIMEOUT": str(self.visibility_timeout_s), **self.extra_env}
 
     def web(self) -> Process:
-        self.web_port = free_port()
-        return self.start("web", "--port", str(self.web_port), "--host", "127.0.0.1")
+        """The web app, answering /live. A free port can be taken (by another test's outgoing connection,
+        say) before the app binds it: the app then exits, and gets another port here, so a scenario never
+        runs without the web app it asserts on at the end."""
+        for _ in range(3):
+            self.web_port = free_port()
+            process = self.start("web", "--port", str(self.web_port), "--host", "127.0.0.1")
+            if self._serves(process):
+                return process
+        raise AssertionError(f"the web app did not start: {process.log_path.read_text(errors='replace')[-2000:]}")
 
     def live(self, kind: str) -> list[Process]:
         return [p for p in self.processes if p.name.startswith(f"{kind}-") and p.popen.poll() is None]
@@ -79,10 +86,22 @@ class FaultStack(Stack):
         deadline = started + timeout_s
         code, body = self.http(path)
         while code != status:
-            assert time.monotonic() < deadline, f"{path} still answers {code} after {timeout_s} s: {body}"
+            assert time.monotonic() < deadline, (f"{path} still answers {code} after {timeout_s} s: {body}; "
+                                                 f"{self._web_state()}")
             time.sleep(0.25)
             code, body = self.http(path)
         return time.monotonic() - started, body
+
+    def _serves(self, web: Process) -> bool:
+        becomes(lambda: web.popen.poll() is not None or self.http("/live")[0] == 200, 30)
+        return web.popen.poll() is None
+
+    def _web_state(self) -> str:
+        webs = [p for p in self.processes if p.name.startswith("web-")]
+        if not webs:
+            return "no web app was started"
+        exit_code = webs[-1].popen.poll()
+        return "the web app is running" if exit_code is None else f"the web app exited with {exit_code}"
 
     def wait_drained(self, agent_id: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
