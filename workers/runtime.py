@@ -40,6 +40,9 @@ log = logging.getLogger("agent2389.workers.runtime")
 # Routing reads the registry at most once a second (an agent that just left may be chosen meanwhile: its
 # task waits in its broker session like any task sent while it is away).
 ROUTABLE_MAX_AGE_S = 1.0
+# Threads of a worker's own besides its task threads that use Redis: heartbeat, stats writer, verifier,
+# routing, Celery's consumer (revocations), with room to spare.
+OWN_REDIS_THREADS = 16
 
 
 class WorkerRuntime:
@@ -48,7 +51,10 @@ class WorkerRuntime:
             raise ConfigError("a worker needs at least one agent")
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
-        self.redis = connect_redis(settings)
+        # A connection for every task thread: on a busy worker a thread holding one waits for the interpreter
+        # between its command and the reply, and with fewer connections than threads a fan-in run's tasks
+        # waited seconds for one, some long enough to be handed back (docs/performance.md).
+        self.redis = connect_redis(settings, max_connections=concurrency + OWN_REDIS_THREADS)
         self.stats = StatsRecorder(self.redis, self.keys, background=True)
         self.ledger = TaskLedger(self.redis, self.keys, ttl_s=settings.dedup_ttl_s)
         self.presence = Presence(self.redis, self.keys, ttl_s=settings.worker_ttl_s)

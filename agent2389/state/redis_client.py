@@ -14,10 +14,9 @@ from redis.retry import Retry
 
 from agent2389.config.settings import Settings
 
-# Connections one process keeps at most. A worker runs hundreds of threads on one client; redis-py's
-# default pool (100 connections) raised MaxConnectionsError when more of them than that were between a
-# command and its reply at once (bursts of a fan-in run), failing tasks after their answer was published.
-# A blocking pool makes a thread wait for a free connection instead (commands take well under 1 ms).
+# Connections one process keeps at most, unless it says how many threads share its client. redis-py's
+# default pool raised MaxConnectionsError when more threads than connections were between a command and its
+# reply at once; a blocking pool makes a thread wait for a free connection instead (up to pool_wait_s).
 MAX_CONNECTIONS = 64
 
 
@@ -46,12 +45,14 @@ def probe_role(timeout_s: float) -> RedisRole:
                      health_check_interval_s=0)
 
 
-def connect_redis(settings: Settings, role: RedisRole = SERVICE) -> redis.Redis:
+def connect_redis(settings: Settings, role: RedisRole = SERVICE, max_connections: int = MAX_CONNECTIONS
+                  ) -> redis.Redis:
+    """A client whose pool opens up to ``max_connections`` connections, as threads need them."""
     # One immediate retry covers a dropped idle connection; callers (the bridge's intake, a worker's
     # task hand-back) own the longer waits, so redis-py's own backoff would only add seconds per call.
     pool = redis.BlockingConnectionPool.from_url(
         settings.redis_url,
-        max_connections=MAX_CONNECTIONS,
+        max_connections=max_connections,
         timeout=role.pool_wait_s,
         socket_timeout=role.socket_timeout_s,
         socket_connect_timeout=role.connect_timeout_s,
