@@ -2,23 +2,32 @@
 
 JSON lines carry ``timestamp``, ``level``, ``target`` (the logger name), ``fields`` (``message`` and
 any structured extras) and, inside a task, a ``span`` object, so the runbook's ``jq`` queries work.
+
+A thread that logs only queues its record; one writer thread formats and writes every line, in order. With
+the stream's handler called directly, hundreds of task threads queued on its lock (a third of a fan-in
+worker's threads at once, docs/performance.md), each holder waiting for the interpreter mid-write.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import logging
+import queue
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any
 
 from agent2389.protocol.sanitize import sanitize_error_message
 
 _span: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("span", default=None)
 _secrets: list[str] = []
+# The record attribute that carries the logging thread's span to the writer thread.
+_SPAN_ATTR = "agent2389_span"
 
 
 @contextmanager
@@ -47,7 +56,7 @@ class JsonFormatter(logging.Formatter):
             "target": record.name,
             "fields": fields,
         }
-        current = _span.get()
+        current = _span_of(record)
         if current:
             line["span"] = current
         if record.exc_info and record.exc_info[1] is not None:
@@ -59,7 +68,7 @@ class JsonFormatter(logging.Formatter):
 class PrettyFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = getattr(record, "fields", {}) or {}
-        current = _span.get() or {}
+        current = _span_of(record) or {}
         context = " ".join(f"{k}={v}" for k, v in {**current, **extras}.items() if k != "name")
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
         text = f"{stamp} {record.levelname:<7} {record.name}: {_scrub(record.getMessage())}"
@@ -68,19 +77,78 @@ class PrettyFormatter(logging.Formatter):
         return f"{text}  {context}".rstrip()
 
 
+def _span_of(record: logging.LogRecord) -> dict[str, Any] | None:
+    if _SPAN_ATTR in record.__dict__:
+        return record.__dict__[_SPAN_ATTR]  # type: ignore[no-any-return]
+    return _span.get()
+
+
 def _scrub(message: str) -> str:
     for secret in _secrets:
         message = message.replace(secret, "[redacted]")
     return message
 
 
+class _Enqueue(QueueHandler):
+    """Puts records on the writer's queue, with the span of the thread that logged them."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        current = _span.get()
+        # A copy: the span's block may still change its attributes after the line was logged.
+        setattr(record, _SPAN_ATTR, dict(current) if current else None)
+        return record
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # The queue is thread-safe: no handler lock for the logging threads to wait on.
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+
+class _Writer:
+    """The one thread that writes this process's log lines."""
+
+    def __init__(self) -> None:
+        self._listener: QueueListener | None = None
+
+    def start(self, records: queue.SimpleQueue[logging.LogRecord], stream: logging.Handler) -> None:
+        self.stop()
+        self._listener = QueueListener(records, stream)
+        self._listener.start()
+
+    def flush(self) -> None:
+        """Write every line queued so far; the writer goes on writing what comes after."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener.start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+
+
+_writer = _Writer()
+atexit.register(_writer.stop)
+
+
+def flush_logs() -> None:
+    """Every line logged so far is written when this returns: call it before ``os._exit``."""
+    _writer.flush()
+
+
 def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None) -> None:
     """Configure the root logger once; ``secrets`` are never written, whatever logs them."""
+    # The lines already queued are written with the secrets they were logged under.
+    _writer.stop()
     _secrets[:] = [s for s in (secrets or []) if len(s) >= 4]
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PrettyFormatter() if fmt == "pretty" else JsonFormatter())
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(PrettyFormatter() if fmt == "pretty" else JsonFormatter())
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _writer.start(records, stream)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Enqueue(records)]
     root.setLevel(level)
     # Library warnings become log lines too: every line a process writes is JSON in JSON mode.
     logging.captureWarnings(True)

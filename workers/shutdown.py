@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 
+from agent2389.logs import flush_logs
 from workers.leases import held_requests
 
 log = logging.getLogger("agent2389.workers.runtime")
@@ -32,5 +33,6 @@ def _hand_back_after(seconds: float, stopping: threading.Event, before_exit: Cal
         except Exception as exc:
             log.warning("could not hand a task back (%s); its lease expires instead", type(exc).__name__)
     before_exit()
+    flush_logs()
     # Now, before a task still running here publishes an answer that another worker will publish too.
     os._exit(0)

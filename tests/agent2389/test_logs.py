@@ -1,9 +1,14 @@
+import io
 import json
 import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 
 import pytest
 
-from agent2389.logs import JsonFormatter, PrettyFormatter, setup_logging, span
+from agent2389.logs import JsonFormatter, PrettyFormatter, flush_logs, setup_logging, span
 
 
 def record(message: str, **fields: object) -> logging.LogRecord:
@@ -32,7 +37,9 @@ def test_registered_secrets_never_reach_a_log_line(capsys: pytest.CaptureFixture
     except RuntimeError:
         logging.getLogger("t").exception("calling with sk-very-secret-value failed")
     setup_logging("INFO", "json", secrets=[])
-    assert "sk-very-secret-value" not in capsys.readouterr().err
+    written = capsys.readouterr().err
+    assert "calling with [redacted] failed" in written
+    assert "sk-very-secret-value" not in written
 
 
 def test_the_pretty_format_is_one_readable_line() -> None:
@@ -45,3 +52,67 @@ def test_the_http_clients_of_the_llm_sdk_write_no_line_per_request_at_info() -> 
     for name in ("httpx", "httpx2", "httpcore2"):
         assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
     assert logging.getLogger("httpx2").isEnabledFor(logging.WARNING)
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    flush_logs()
+    root.handlers[:], root.level = handlers, level
+
+
+class HeldStream(io.StringIO):
+    """A stderr whose writes wait until the test lets them through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = threading.Event()
+
+    def write(self, text: str) -> int:
+        assert self.open.wait(10), "the stream was never let through"
+        return super().write(text)
+
+
+def test_a_thread_that_logs_goes_on_while_the_stream_is_slow(root_logging: None,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = HeldStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    setup_logging("INFO", "json")
+    logged = threading.Thread(target=lambda: [logging.getLogger("t").info("line %d", i) for i in range(3)])
+    logged.start()
+    logged.join(5)
+    assert not logged.is_alive(), "logging waited for the stream"
+    stream.open.set()
+    flush_logs()
+    assert [json.loads(line)["fields"]["message"] for line in stream.getvalue().splitlines()] == [
+        "line 0", "line 1", "line 2"]
+
+
+def test_a_line_written_later_keeps_the_span_of_the_thread_that_logged_it(
+    root_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    setup_logging("INFO", "json")
+    with span("task_processing", task_id="t1") as current:
+        logging.getLogger("t").info("inside")
+        current["task_id"] = "changed after the line was logged"
+    logging.getLogger("t").info("outside")
+    flush_logs()
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["span"] == {"name": "task_processing", "task_id": "t1"}
+    assert "span" not in outside
+
+
+@pytest.mark.parametrize("ending", ["sys.exit(0)", "flush_logs(); os._exit(0)"])
+def test_every_line_logged_before_the_process_ends_is_written(ending: str) -> None:
+    program = ("import logging, os, sys\n"
+               "from agent2389.logs import flush_logs, setup_logging\n"
+               "setup_logging('INFO', 'json')\n"
+               "for i in range(2000): logging.getLogger('t').info('line %d', i)\n"
+               f"{ending}\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True)
+    assert [json.loads(line)["fields"]["message"] for line in result.stderr.splitlines()] == [
+        f"line {i}" for i in range(2000)]
