@@ -3,9 +3,10 @@
 JSON lines carry ``timestamp``, ``level``, ``target`` (the logger name), ``fields`` (``message`` and
 any structured extras) and, inside a task, a ``span`` object, so the runbook's ``jq`` queries work.
 
-A thread that logs only queues its record; one writer thread formats and writes every line, in order. With
-the stream's handler called directly, hundreds of task threads queued on its lock (a third of a fan-in
-worker's threads at once, docs/performance.md), each holder waiting for the interpreter mid-write.
+A worker process writes its lines from one thread (:func:`write_logs_in_background`): a thread that logs
+only queues its record. With the stream's handler called directly, hundreds of task threads queued on its
+lock (a third of a fan-in worker's threads at once, docs/performance.md), each holder waiting for the
+interpreter mid-write. Other processes write in place, so a line and a message printed after it stay in order.
 """
 
 from __future__ import annotations
@@ -112,9 +113,9 @@ class _Writer:
     def __init__(self) -> None:
         self._listener: QueueListener | None = None
 
-    def start(self, records: queue.SimpleQueue[logging.LogRecord], stream: logging.Handler) -> None:
+    def start(self, records: queue.SimpleQueue[logging.LogRecord], *handlers: logging.Handler) -> None:
         self.stop()
-        self._listener = QueueListener(records, stream)
+        self._listener = QueueListener(records, *handlers)
         self._listener.start()
 
     def flush(self) -> None:
@@ -134,8 +135,18 @@ atexit.register(_writer.stop)
 
 
 def flush_logs() -> None:
-    """Every line logged so far is written when this returns: call it before ``os._exit``."""
+    """Every line logged so far is written when this returns: call it before ``os._exit`` or a message on
+    stderr that must follow them."""
     _writer.flush()
+
+
+def write_logs_in_background() -> None:
+    """From now on the handlers :func:`setup_logging` installed are called by one writer thread, in order; a
+    thread that logs only queues its record. Lines still queued are written at exit and by :func:`flush_logs`."""
+    root = logging.getLogger()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _writer.start(records, *root.handlers)
+    root.handlers[:] = [_Enqueue(records)]
 
 
 def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | None = None) -> None:
@@ -143,12 +154,10 @@ def setup_logging(level: str = "INFO", fmt: str = "json", secrets: list[str] | N
     # The lines already queued are written with the secrets they were logged under.
     _writer.stop()
     _secrets[:] = [s for s in (secrets or []) if len(s) >= 4]
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(PrettyFormatter() if fmt == "pretty" else JsonFormatter())
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    _writer.start(records, stream)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrettyFormatter() if fmt == "pretty" else JsonFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [_Enqueue(records)]
+    root.handlers[:] = [handler]
     root.setLevel(level)
     # Library warnings become log lines too: every line a process writes is JSON in JSON mode.
     logging.captureWarnings(True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from agent2389.logs import write_logs_in_background
 from agent2389.ops.cli import Command, config_argument, load_settings
 
 
@@ -23,6 +24,8 @@ def run_worker(args: argparse.Namespace) -> int:
     concurrency = args.concurrency or DEFAULT_CONCURRENCY
     if concurrency < 1:
         raise SystemExit("agent2389 worker: --concurrency must be at least 1")
+    # Hundreds of task threads log; they must not wait for each other's writes.
+    write_logs_in_background()
     return run(settings, concurrency)
 
 

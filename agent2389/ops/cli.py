@@ -14,7 +14,7 @@ from agent2389.config import environment
 from agent2389.config.agent import AgentConfig
 from agent2389.config.files import inspect_config
 from agent2389.config.settings import Settings
-from agent2389.logs import setup_logging
+from agent2389.logs import flush_logs, setup_logging
 from agent2389.protocol.errors import ConfigError
 from agent2389.protocol.sanitize import environment_secrets
 
@@ -68,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ConfigError as exc:
+        flush_logs()
         print(f"agent2389 {args.command}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent2389.logs import JsonFormatter, PrettyFormatter, flush_logs, setup_logging, span
+from agent2389.logs import JsonFormatter, PrettyFormatter, flush_logs, setup_logging, span, write_logs_in_background
 
 
 def record(message: str, **fields: object) -> logging.LogRecord:
@@ -75,11 +75,12 @@ class HeldStream(io.StringIO):
         return super().write(text)
 
 
-def test_a_thread_that_logs_goes_on_while_the_stream_is_slow(root_logging: None,
+def test_a_thread_of_a_process_that_writes_in_the_background_goes_on_while_the_stream_is_slow(root_logging: None,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     stream = HeldStream()
     monkeypatch.setattr(sys, "stderr", stream)
     setup_logging("INFO", "json")
+    write_logs_in_background()
     logged = threading.Thread(target=lambda: [logging.getLogger("t").info("line %d", i) for i in range(3)])
     logged.start()
     logged.join(5)
@@ -96,6 +97,7 @@ def test_a_line_written_later_keeps_the_span_of_the_thread_that_logged_it(
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
     setup_logging("INFO", "json")
+    write_logs_in_background()
     with span("task_processing", task_id="t1") as current:
         logging.getLogger("t").info("inside")
         current["task_id"] = "changed after the line was logged"
@@ -107,10 +109,11 @@ def test_a_line_written_later_keeps_the_span_of_the_thread_that_logged_it(
 
 
 @pytest.mark.parametrize("ending", ["sys.exit(0)", "flush_logs(); os._exit(0)"])
-def test_every_line_logged_before_the_process_ends_is_written(ending: str) -> None:
+def test_every_line_queued_before_the_process_ends_is_written(ending: str) -> None:
     program = ("import logging, os, sys\n"
-               "from agent2389.logs import flush_logs, setup_logging\n"
+               "from agent2389.logs import flush_logs, setup_logging, write_logs_in_background\n"
                "setup_logging('INFO', 'json')\n"
+               "write_logs_in_background()\n"
                "for i in range(2000): logging.getLogger('t').info('line %d', i)\n"
                f"{ending}\n")
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any, BinaryIO
 
 from agent2389.config.settings import Settings
-from agent2389.logs import flush_logs, setup_logging
+from agent2389.logs import setup_logging
 from agent2389.protocol.errors import Agent2389Error, RetryableToolError
 from agent2389.protocol.sanitize import environment_secrets, sanitize_error_message
 from workers.tools.base import Tool
@@ -65,7 +65,6 @@ def _exit_with_parent(parent_pid: int) -> None:
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_CHECK_INTERVAL_S)
-        flush_logs()
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
