@@ -43,6 +43,7 @@ class System:
         # The tasks it starts are run by worker w1 (System.worker("w1")): in progress while w1 beats.
         self.stats = StatsRecorder(client, keys, owner="w1")
         self.presence = Presence(client, keys, ttl_s=10.0)
+        self.stopped = threading.Event()
 
     def bridge(self, connected: bool = True, subscribed: bool = True, agents: tuple[str, ...] = AGENTS,
                **fields: object) -> BridgeState:
@@ -69,6 +70,16 @@ class System:
             info.last_heartbeat = time.time() - age_s
             self.client.set(self.keys.worker(worker_id), json.dumps(asdict(info)))
         return info
+
+    def beating(self, worker_id: str) -> None:
+        """A worker that keeps beating, as a live one does, until the test ends: for a test that can outlast
+        the heartbeat's 10 s on a loaded machine."""
+        self.worker(worker_id)
+        threading.Thread(target=self._beat, args=(worker_id,), daemon=True).start()
+
+    def _beat(self, worker_id: str) -> None:
+        while not self.stopped.wait(1.0):
+            self.worker(worker_id)
 
     def task(self, agent: str, task_id: str, seconds: float, error_code: str | None = None,
              conversation: str = "conv-1", tools: tuple[tuple[str, str], ...] = (),
@@ -122,8 +133,10 @@ def settings(redis_url: str, key_prefix: str) -> Settings:
 
 
 @pytest.fixture
-def system(redis_client: redis.Redis, keys: Keys) -> System:
-    return System(redis_client, keys)
+def system(redis_client: redis.Redis, keys: Keys) -> Iterator[System]:
+    system = System(redis_client, keys)
+    yield system
+    system.stopped.set()
 
 
 def web_app(settings: Settings, token: str | None = None) -> Iterator[Flask]:

@@ -122,6 +122,7 @@ def test_headless_chromium_shows_live_workers_and_tasks_and_keeps_polling(
     # Fresh heartbeats: on a loaded machine the first browser run can outlast the ones written above, and the
     # page would rightly show the system degraded.
     system.healthy()
+    system.beating("w1")
     shot = tmp_path / "dashboard.png"
     result = run_chromium(binary, tmp_path / "profile-shot", f"--screenshot={shot}", f"{served}/dashboard")
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
