@@ -43,7 +43,8 @@ class System:
         # The tasks it starts are run by worker w1 (System.worker("w1")): in progress while w1 beats.
         self.stats = StatsRecorder(client, keys, owner="w1")
         self.presence = Presence(client, keys, ttl_s=10.0)
-        self.stopped = threading.Event()
+        self._stopped = threading.Event()
+        self._beaters: list[threading.Thread] = []
 
     def bridge(self, connected: bool = True, subscribed: bool = True, agents: tuple[str, ...] = AGENTS,
                **fields: object) -> BridgeState:
@@ -75,10 +76,18 @@ class System:
         """A worker that keeps beating, as a live one does, until the test ends: for a test that can outlast
         the heartbeat's 10 s on a loaded machine."""
         self.worker(worker_id)
-        threading.Thread(target=self._beat, args=(worker_id,), daemon=True).start()
+        beater = threading.Thread(target=self._beat, args=(worker_id,), daemon=True)
+        beater.start()
+        self._beaters.append(beater)
+
+    def stop(self) -> None:
+        """Ends the beating before the Redis client it writes with is closed."""
+        self._stopped.set()
+        for beater in self._beaters:
+            beater.join(5)
 
     def _beat(self, worker_id: str) -> None:
-        while not self.stopped.wait(1.0):
+        while not self._stopped.wait(1.0):
             self.worker(worker_id)
 
     def task(self, agent: str, task_id: str, seconds: float, error_code: str | None = None,
@@ -136,7 +145,7 @@ def settings(redis_url: str, key_prefix: str) -> Settings:
 def system(redis_client: redis.Redis, keys: Keys) -> Iterator[System]:
     system = System(redis_client, keys)
     yield system
-    system.stopped.set()
+    system.stop()
 
 
 def web_app(settings: Settings, token: str | None = None) -> Iterator[Flask]:
