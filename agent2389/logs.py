@@ -142,8 +142,12 @@ def flush_logs() -> None:
 
 def write_logs_in_background() -> None:
     """From now on the handlers :func:`setup_logging` installed are called by one writer thread, in order; a
-    thread that logs only queues its record. Lines still queued are written at exit and by :func:`flush_logs`."""
+    thread that logs only queues its record. Lines still queued are written at exit and by :func:`flush_logs`.
+    A second call changes nothing."""
     root = logging.getLogger()
+    if any(isinstance(handler, _Enqueue) for handler in root.handlers):
+        # Already in the background: a second writer's handler would be the first one's queue.
+        return
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     _writer.start(records, *root.handlers)
     root.handlers[:] = [_Enqueue(records)]

@@ -108,6 +108,20 @@ def test_a_line_written_later_keeps_the_span_of_the_thread_that_logged_it(
     assert "span" not in outside
 
 
+def test_asking_twice_for_a_background_writer_keeps_writing_every_line(
+    root_logging: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    setup_logging("INFO", "json")
+    write_logs_in_background()
+    logging.getLogger("t").info("before")
+    write_logs_in_background()
+    logging.getLogger("t").info("after")
+    flush_logs()
+    assert [json.loads(line)["fields"]["message"] for line in stream.getvalue().splitlines()] == ["before", "after"]
+
+
 @pytest.mark.parametrize("ending", ["sys.exit(0)", "flush_logs(); os._exit(0)"])
 def test_every_line_queued_before_the_process_ends_is_written(ending: str) -> None:
     program = ("import logging, os, sys\n"
