@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent2389.config import environment
 from agent2389.config.settings import DEFAULT_REDIS_URL
+from bench.procstats import busy_share, machine_ticks
 from bench.report import Row, machine, table, target_lines, targets
 from bench.runs import Context
 from bench.scenarios import SCENARIOS, Sizes
@@ -42,6 +43,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Ratios taken while something else uses the CPU (another benchmark, a test suite) do not compare with a
+# quiet run's: the bench says so before it starts rather than leave it to the numbers.
+BUSY_SHARE = 0.25
+
+
+def _warn_if_busy(seconds: float = 1.0) -> float:
+    before = machine_ticks()
+    time.sleep(seconds)
+    busy = busy_share(before, machine_ticks())
+    if busy > BUSY_SHARE:
+        print(f"bench: warning: {busy:.0%} of the machine's CPU was busy before the run started; results taken "
+              "beside other work do not compare with a quiet run's", file=sys.stderr, flush=True)
+    return round(busy, 3)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     chosen = args.scenarios or list(SCENARIOS)
@@ -52,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = environment.value(environment.REDIS_URL, DEFAULT_REDIS_URL)
     run_dir = Path(tempfile.mkdtemp(prefix="agent2389-bench-"))
     about = machine()
+    about["cpu_busy_before"] = _warn_if_busy()
     rows: list[Row] = []
     started = time.time()
     try:

@@ -60,3 +60,17 @@ class Watch:
             used = cpu_seconds(pid) - self._cpu.get(name, 0.0)
             usage.append(ProcessUsage(name, round(used, 2), round(100 * used / wall, 1), round(peak_rss_mb(pid), 1)))
         return usage
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The whole machine's (busy, total) CPU ticks since boot, from the first line of /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of the machine's CPU that was busy between two :func:`machine_ticks` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0

@@ -13,7 +13,7 @@ import pytest
 
 from agent2389.celery_app import TRANSPORT
 from bench.celery_baseline import AGENT2389, TRANSPORT_ENV, app_for
-from bench.procstats import ProcessUsage
+from bench.procstats import ProcessUsage, busy_share, machine_ticks
 from bench.report import Row, fan_in_ceiling, table, targets
 from tests.conftest import REPO
 
@@ -158,3 +158,13 @@ def test_the_routing_scenario_routes_every_hop_and_reports_its_cpu_per_hop(tmp_p
         "echo decision, 1000 agents in the registry", "echo decision, 1000 agents in the registry read at every hop"]
     assert all(r["sent"] == 5 * 6 and "ms CPU per hop" in r["note"] for r in result["rows"])
     assert "routing decision <= 5 ms CPU per hop" in printed
+
+
+def test_the_machine_s_busy_share_is_the_busy_ticks_over_all_ticks_between_two_readings() -> None:
+    assert busy_share((100, 1000), (175, 1100)) == pytest.approx(0.75)
+    assert busy_share((100, 1000), (100, 1000)) == 0.0
+
+
+def test_the_machine_s_ticks_are_read_from_proc_stat() -> None:
+    busy, total = machine_ticks()
+    assert 0 < busy <= total
