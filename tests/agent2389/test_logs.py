@@ -91,35 +91,34 @@ def test_a_thread_of_a_process_that_writes_in_the_background_goes_on_while_the_s
         "line 0", "line 1", "line 2"]
 
 
-def test_a_line_written_later_keeps_the_span_of_the_thread_that_logged_it(
-    root_logging: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def written_in_background(root_logging: None, monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """What a process that logs JSON through the background writer writes to stderr."""
     stream = io.StringIO()
     monkeypatch.setattr(sys, "stderr", stream)
     setup_logging("INFO", "json")
     write_logs_in_background()
+    return stream
+
+
+def test_a_line_written_later_keeps_the_span_of_the_thread_that_logged_it(written_in_background: io.StringIO) -> None:
     with span("task_processing", task_id="t1") as current:
         logging.getLogger("t").info("inside")
         current["task_id"] = "changed after the line was logged"
     logging.getLogger("t").info("outside")
     flush_logs()
-    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    inside, outside = (json.loads(line) for line in written_in_background.getvalue().splitlines())
     assert inside["span"] == {"name": "task_processing", "task_id": "t1"}
     assert "span" not in outside
 
 
-def test_asking_twice_for_a_background_writer_keeps_writing_every_line(
-    root_logging: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stream = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", stream)
-    setup_logging("INFO", "json")
-    write_logs_in_background()
+def test_asking_twice_for_a_background_writer_keeps_writing_every_line(written_in_background: io.StringIO) -> None:
     logging.getLogger("t").info("before")
     write_logs_in_background()
     logging.getLogger("t").info("after")
     flush_logs()
-    assert [json.loads(line)["fields"]["message"] for line in stream.getvalue().splitlines()] == ["before", "after"]
+    lines = written_in_background.getvalue().splitlines()
+    assert [json.loads(line)["fields"]["message"] for line in lines] == ["before", "after"]
 
 
 @pytest.mark.parametrize("ending", ["sys.exit(0)", "flush_logs(); os._exit(0)"])
